@@ -1,0 +1,51 @@
+# Set-up and checks for vhostuser-vpp. Run as root on Debian/Ubuntu:
+#   make demo   one ADD and DEL against a stand-in VPP, showing what a pod gets
+#   make test   lint and the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CNI_BIN_DIR ?= /usr/lib/cni
+STAMP := $(VENV)/.installed
+
+.PHONY: install cni-plugins demo test unit integration lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or later is needed (found $$($(PYTHON) --version))" >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+# The real IPAM plugins (host-local) from the distribution, as a node would have them.
+cni-plugins:
+	@test -x $(CNI_BIN_DIR)/host-local || { apt-get update -qq && apt-get install -y -qq containernetworking-plugins; }
+
+demo: install cni-plugins
+	$(PY) examples/demo.py --cni-bin-dir $(CNI_BIN_DIR)
+
+lint: install
+	$(VENV)/bin/ruff check vhostuser_vpp tests examples
+	$(VENV)/bin/ruff format --check vhostuser_vpp tests examples
+	$(VENV)/bin/mypy
+
+test: install cni-plugins lint
+	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+integration: install cni-plugins
+	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q tests/integration
+
+bench: install cni-plugins
+	@echo "No benchmark yet: the performance issue adds bench/ and fills this target." >&2
+	@exit 1
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis bench-results.json
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,91 @@
+"""The seam between the plugin and whatever configures VPP.
+
+A backend knows VPP (or a tool that does) and nothing of CNI: it gets socket
+paths, tags, addresses; it raises `BackendError`s, which the plugin turns into
+CNI codes. Every method that removes something treats "already gone" as done,
+because DEL must succeed however often it runs.
+
+Call order in ADD, with rollback by `delete_port` after any failure:
+
+    port = backend.create_port(PortSpec(socket_path, tag))   # up, MAC known
+    backend.wire(port, Wiring(pod_ip, pod_mac))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class BackendError(Exception):
+    """VPP or the tool refused or failed; `details` carries their own words."""
+
+    def __init__(self, msg: str, details: str = "") -> None:
+        super().__init__(f"{msg}: {details}" if details else msg)
+        self.msg = msg
+        self.details = details
+
+
+class BackendUnavailable(BackendError):
+    """VPP (or the tool) cannot be reached right now; worth trying again later."""
+
+
+class BackendMisconfigured(BackendError):
+    """The configuration cannot work with this VPP or tool; retrying will not help."""
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    socket_path: str
+    tag: str
+    is_server: bool = True
+
+
+@dataclass(frozen=True)
+class Port:
+    """A port as VPP knows it. `handle` is the backend's own bookkeeping, saved in
+    the record for operators; DEL never trusts it alone (VPP reuses indexes)."""
+
+    name: str
+    mac: str
+    handle: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    pod_ip: str
+    pod_mac: str
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """What DEL and CHECK know about a port: whatever the record kept."""
+
+    name: str
+    socket_path: str
+    tag: str
+    wiring: Wiring | None = None
+
+
+@dataclass(frozen=True)
+class PortState:
+    name: str
+    mac: str
+    admin_up: bool | None  # None: the backend cannot tell
+
+
+class PortBackend(Protocol):
+    name: str
+
+    def create_port(self, spec: PortSpec) -> Port: ...
+
+    def wire(self, port: Port, wiring: Wiring) -> None: ...
+
+    def delete_port(self, ref: PortRef) -> None: ...
+
+    def inspect(self, ref: PortRef) -> PortState | None: ...
+
+    def status(self) -> None:
+        """Raises BackendUnavailable when ADD could not work right now."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,42 @@
+"""Entry point of `vhostuser-vpp`, the operator's tool for the ports on one node.
+
+Each subcommand lives in its own module, listed in `SUBCOMMANDS`. Those modules keep
+their heavy imports (vpp_papi, tabulate, the emulator) inside `run()`, so building
+the parser stays cheap and `vhostuser-vpp version` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module that implements it, one-line help). Each module exposes
+# `add_arguments(parser)` and `run(args) -> int`.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("vhostuser_vpp.cli.version", "print the version of the plugin and its CNI support"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vhostuser-vpp",
+        description="Inspect and manage the vhost-user ports the vhostuser CNI plugin made on this node.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    code: int = module.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

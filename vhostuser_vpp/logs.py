@@ -1,0 +1,88 @@
+"""Logging for a plugin that many processes run at once: stderr and an optional shared file.
+
+Never stdout, which carries the CNI result. Each line names the command,
+container and interface, so lines of parallel invocations can be told apart.
+The file is opened O_APPEND and each line is one write(2), so concurrent
+plugins interleave whole lines; nothing rotates it in-process (logrotate's
+copytruncate or a size cap outside the plugin does that job).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+ROOT = "vhostuser_vpp"
+_FORMAT = "%(asctime)s pid=%(process)d %(cni_context)s %(levelname)s %(name)s: %(message)s"
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.context = "-"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.cni_context = self.context
+        return True
+
+
+class _UtcFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+class AppendFileHandler(logging.Handler):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            os.write(self.fd, (self.format(record) + "\n").encode(errors="replace"))
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        super().close()
+
+
+_context = _ContextFilter()
+
+
+def configure_stderr(level: int = logging.WARNING) -> None:
+    logger = logging.getLogger(ROOT)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.addFilter(_context)
+    handler.setFormatter(_UtcFormatter(_FORMAT))
+    logger.addHandler(handler)
+
+
+def set_context(command: str, container_id: str, ifname: str, network: str = "") -> None:
+    parts = [command]
+    if container_id:
+        parts.append(f"cid={container_id[:12]}")
+    if ifname:
+        parts.append(f"if={ifname}")
+    if network:
+        parts.append(f"net={network}")
+    _context.context = " ".join(parts)
+
+
+def level_named(name: str) -> int:
+    return _LEVELS[name]
+
+
+def add_file(path: str, level: int) -> None:
+    handler = AppendFileHandler(path)
+    handler.setLevel(level)
+    handler.addFilter(_context)
+    handler.setFormatter(_UtcFormatter(_FORMAT))
+    logging.getLogger(ROOT).addHandler(handler)

@@ -1,0 +1,173 @@
+"""ADD: an address from IPAM, a vhost-user port in VPP wired to it, and the pod's files.
+
+All or nothing. A pending record is written before the first side effect, so
+that even a plugin killed mid-ADD leaves enough for DEL or GC to clean up;
+each step registers its undo right after it succeeds, and any failure unwinds
+them in reverse order before the error is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+
+from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, PortSpec, Wiring
+from vhostuser_vpp.cni.env import CmdArgs
+from vhostuser_vpp.cni.errors import CniCode, CniError
+from vhostuser_vpp.cni.results import Interface, IPConfig, Result
+from vhostuser_vpp.plugin import backend_choice, errors
+from vhostuser_vpp.plugin.backend_choice import BACKEND_TOOL
+from vhostuser_vpp.plugin.context import Invocation, check_socket_path, ownership_tag, prepare
+from vhostuser_vpp.plugin.teardown import remove_attachment
+from vhostuser_vpp.store import node_files
+from vhostuser_vpp.store.attachment import Attachment, StoreError
+from vhostuser_vpp.store.lock import ContainerLock, LockTimeout, container_lock
+from vhostuser_vpp.store.records import PHASE_PENDING, PHASE_READY, Ip4Conf, PortRecord
+
+log = logging.getLogger(__name__)
+
+# The result is kept in the record in the newest shape and converted on the way out.
+RECORDED_RESULT_VERSION = "1.1.0"
+
+
+def random_mac() -> str:
+    """A locally administered unicast MAC, like the ones the original plugin handed out."""
+    octets = bytearray(secrets.token_bytes(6))
+    octets[0] = (octets[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in octets)
+
+
+def run(args: CmdArgs) -> Result:
+    inv = prepare(args)
+    attachment = inv.attachment()
+    check_socket_path(attachment)
+    device_info_file = inv.conf.runtime_config.device_info_file
+    if device_info_file:
+        inv.policy.check_device_info_file(device_info_file)
+    try:
+        node_files.ensure_cni_dir(inv.conf.cni_dir)
+        node_files.ensure_get_prefix(inv.conf.cni_dir)
+        with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
+            return _add_locked(inv, attachment, lock)
+    except StoreError as err:
+        raise errors.from_store(err) from err
+    except LockTimeout as err:
+        raise CniError(
+            CniCode.TRY_AGAIN_LATER, "another plugin holds this container's lock", str(err)
+        ) from err
+
+
+def _add_locked(inv: Invocation, attachment: Attachment, lock: ContainerLock) -> Result:
+    with attachment.open_dir(create=False) as dir_fd:
+        existing = attachment.read_record(dir_fd) if dir_fd is not None else None
+    if existing is not None:
+        if existing.network and existing.network != inv.conf.name:
+            raise CniError(
+                CniCode.INVALID_CONFIG,
+                f"interface {attachment.ifname} of this container belongs to another network",
+                f"network {existing.network!r} holds {attachment.record_name}",
+            )
+        if existing.phase == PHASE_READY and existing.result:
+            log.info("attachment exists already; returning its result")
+            return Result.from_json(existing.result, source="the saved record")
+        log.warning("found the record of an unfinished ADD; removing what it made first")
+        failures = remove_attachment(inv, attachment, lock)
+        if failures:
+            raise errors.combine(failures, "cleaning up an earlier ADD")
+
+    # Opening the backend first means an unreachable VPP fails the ADD before
+    # anything was allocated.
+    backend = backend_choice.open_for_add(inv.conf.vhost, inv.policy, inv.args.environ)
+    try:
+        return _add_with_backend(inv, attachment, backend)
+    finally:
+        backend.close()
+
+
+def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBackend) -> Result:
+    with attachment.open_dir(create=True) as dir_fd, contextlib.ExitStack() as undo:
+        if dir_fd is None:
+            raise StoreError("container directory vanished", attachment.container_dir)
+        undo.callback(_undo, "remove the container directory", attachment.remove_dir_if_empty)
+        record = PortRecord(
+            ifname=attachment.ifname,
+            phase=PHASE_PENDING,
+            container_id=attachment.container_id,
+            network=inv.conf.name,
+            backend=backend.name,
+            vhost_tool=(inv.conf.vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
+            socket_path=attachment.socket_path,
+            tag=ownership_tag(attachment),
+        )
+        attachment.write_record(dir_fd, record)
+        undo.callback(_undo, "remove the attachment's files", attachment.remove_files, dir_fd)
+
+        ipam_result = inv.ipam.add()
+        undo.callback(_undo, "release the IPAM address", inv.ipam.delete)
+        ip4 = _first_ipv4(ipam_result, inv.conf.ipam.type)
+        pod_mac = inv.conf.runtime_config.mac or random_mac()
+
+        try:
+            port = backend.create_port(PortSpec(socket_path=attachment.socket_path, tag=record.tag))
+        except BackendError as err:
+            raise errors.from_backend(err, "creating the vhost-user port") from err
+        wiring = Wiring(pod_ip=ip4.ip, pod_mac=pod_mac)
+        ref = PortRef(name=port.name, socket_path=attachment.socket_path, tag=record.tag, wiring=wiring)
+        undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
+        try:
+            backend.wire(port, wiring)
+        except BackendError as err:
+            raise errors.from_backend(err, f"wiring {port.name} for {ip4.ip}") from err
+
+        attachment.write_ip4_conf(
+            dir_fd,
+            Ip4Conf(ip_addr=f"{ip4.ip}/32", mac_addr=pod_mac, gateway=ip4.gateway or "", gw_mac=port.mac),
+        )
+        device_info_file = inv.conf.runtime_config.device_info_file
+        if device_info_file:
+            node_files.write_device_info(
+                device_info_file, node_files.device_info(attachment.socket_path, True)
+            )
+            undo.callback(
+                _undo, "remove the device-info file", node_files.remove_device_info, device_info_file
+            )
+
+        result = Result(
+            cni_version=inv.conf.cni_version,
+            interfaces=[Interface(name=attachment.ifname, mac=pod_mac, socket_path=attachment.socket_path)],
+            ips=[IPConfig(address=ip.address, gateway=ip.gateway, interface=0) for ip in ipam_result.ips],
+            routes=ipam_result.routes,
+            dns=ipam_result.dns,
+        )
+        record.phase = PHASE_READY
+        record.vhostname = port.name
+        record.vhostmac = port.mac
+        record.ifmac = pod_mac
+        record.ip_addr = ip4.ip
+        record.port = dict(port.handle)
+        record.result = result.to_json(RECORDED_RESULT_VERSION)
+        attachment.write_record(dir_fd, record)
+        undo.pop_all()
+    log.info("added %s (%s) for %s at %s", port.name, port.mac, ip4.ip, attachment.socket_path)
+    return result
+
+
+def _first_ipv4(result: Result, ipam_type: str) -> IPConfig:
+    for ip in result.ips:
+        if ip.ip_version == 4:
+            return ip
+    raise CniError(
+        CniCode.INVALID_CONFIG,
+        "the IPAM plugin gave no IPv4 address",
+        f"{ipam_type} returned {[ip.address for ip in result.ips]}; a vhost-user port needs one IPv4 address",
+    )
+
+
+def _undo(what: str, step: Callable[..., object], *step_args: object) -> None:
+    """Runs one rollback step; a failure is logged for the operator, never raised over the real error."""
+    try:
+        step(*step_args)
+    except (BackendError, CniError, StoreError, OSError) as err:
+        log.error("rollback: could not %s: %s", what, err)

@@ -1,0 +1,76 @@
+"""What every verb starts from: the validated config, node policy and where files go."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from vhostuser_vpp import logs
+from vhostuser_vpp.cni.env import CmdArgs
+from vhostuser_vpp.cni.errors import CniCode, CniError
+from vhostuser_vpp.cni.invoke import DelegatedPlugin
+from vhostuser_vpp.config import NetConf, parse_netconf
+from vhostuser_vpp.nodeconf import NodePolicy, load_policy
+from vhostuser_vpp.store.attachment import SOCKET_PATH_MAX, Attachment
+
+log = logging.getLogger(__name__)
+
+# A VPP tag holds 63 characters; the container ID prefix and ifname fit with room to spare.
+TAG_PREFIX = "cni"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    args: CmdArgs
+    conf: NetConf
+    policy: NodePolicy
+    ipam: DelegatedPlugin
+
+    def attachment(self, container_id: str | None = None, ifname: str | None = None) -> Attachment:
+        return Attachment(
+            cni_dir=self.conf.cni_dir,
+            container_id=container_id or self.args.container_id,
+            ifname=ifname or self.args.ifname,
+        )
+
+
+def ownership_tag(attachment: Attachment) -> str:
+    return f"{TAG_PREFIX}:{attachment.container_id[:12]}:{attachment.ifname}"
+
+
+def prepare(args: CmdArgs) -> Invocation:
+    conf = parse_netconf(args.config)
+    logs.set_context(args.command, args.container_id, args.ifname, conf.name)
+    policy = load_policy(args.environ)
+    if conf.log_file:
+        policy.check_log_file(conf.log_file)
+        try:
+            logs.add_file(conf.log_file, logs.level_named(conf.log_level))
+        except OSError as exc:
+            log.warning("cannot open logFile %s: %s", conf.log_file, exc)
+    if conf.type != "vhostuser":
+        log.warning("config type is %r, running as vhostuser", conf.type)
+    if conf.if0name and args.ifname and conf.if0name != args.ifname:
+        # The runtime names the interface (CNI spec); if0name is the original's key and
+        # a copied config often carries a stale one. Multus caches results per ifname,
+        # and one NAD may be attached twice to a pod, so CNI_IFNAME must win.
+        log.warning("if0name %r differs from CNI_IFNAME %r; using CNI_IFNAME", conf.if0name, args.ifname)
+    policy.check_cni_dir(conf.cni_dir)
+    ipam = DelegatedPlugin(
+        plugin_type=conf.ipam.type,
+        config=args.config,
+        environ=args.environ,
+        search_path=args.path,
+    )
+    return Invocation(args=args, conf=conf, policy=policy, ipam=ipam)
+
+
+def check_socket_path(attachment: Attachment) -> None:
+    length = len(attachment.socket_path.encode())
+    if length > SOCKET_PATH_MAX:
+        raise CniError(
+            CniCode.INVALID_CONFIG,
+            "vhost-user socket path is too long for a unix socket",
+            f"{attachment.socket_path} is {length} bytes, the kernel allows {SOCKET_PATH_MAX}; "
+            "use a shorter cniDir or interface name",
+        )

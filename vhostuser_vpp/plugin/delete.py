@@ -1,0 +1,44 @@
+"""DEL: succeeds however often it runs and whatever is already gone.
+
+A failing DEL leaves a pod stuck Terminating, so DEL keeps going past errors,
+always releases the IPAM address, and reports what failed all together. An
+empty CNI_NETNS is fine: the port never lived in the pod's namespace.
+"""
+
+from __future__ import annotations
+
+from vhostuser_vpp.cni.env import CmdArgs
+from vhostuser_vpp.cni.errors import CniCode, CniError
+from vhostuser_vpp.plugin import errors
+from vhostuser_vpp.plugin.context import prepare
+from vhostuser_vpp.plugin.teardown import remove_attachment
+from vhostuser_vpp.store import node_files
+from vhostuser_vpp.store.attachment import StoreError
+from vhostuser_vpp.store.lock import LockTimeout, container_lock
+
+
+def run(args: CmdArgs) -> None:
+    inv = prepare(args)
+    attachment = inv.attachment()
+    failures: list[CniError] = []
+    try:
+        with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
+            failures.extend(remove_attachment(inv, attachment, lock))
+    except FileNotFoundError:
+        # No cniDir at all: nothing of ours exists, but IPAM may still hold an address.
+        try:
+            inv.ipam.delete()
+        except CniError as err:
+            failures.append(err)
+    except StoreError as err:
+        failures.append(errors.from_store(err))
+    except LockTimeout as err:
+        failures.append(
+            CniError(CniCode.TRY_AGAIN_LATER, "another plugin holds this container's lock", str(err))
+        )
+    device_info_file = inv.conf.runtime_config.device_info_file
+    if device_info_file:
+        inv.policy.check_device_info_file(device_info_file)
+        node_files.remove_device_info(device_info_file)
+    if failures:
+        raise errors.combine(failures, "DEL")

@@ -1,0 +1,34 @@
+"""The `vhostuser` executable that container runtimes run, once per attachment and verb."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO
+
+from vhostuser_vpp import __version__, logs
+from vhostuser_vpp.cni.dispatch import Dispatcher, Handlers
+from vhostuser_vpp.plugin import add, check, delete, gc, status
+
+
+def claim_stdout() -> IO[str]:
+    """Keeps fd 1 for the CNI result alone: stray prints of any library, and the
+    stdout of any child that inherits it, land on stderr instead."""
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(result_fd, "w", encoding="utf-8")
+
+
+def main() -> None:
+    result_out = claim_stdout()
+    logs.configure_stderr()
+    dispatcher = Dispatcher(
+        environ=os.environ,
+        stdin=sys.stdin.buffer,
+        stdout=result_out,
+        stderr=sys.stderr,
+        about=f"vhostuser CNI plugin (vhostuser-vpp {__version__})",
+    )
+    handlers = Handlers(add=add.run, delete=delete.run, check=check.run, status=status.run, gc=gc.run)
+    sys.exit(dispatcher.run(handlers))

@@ -1,0 +1,85 @@
+"""Removing one attachment, for DEL, GC and a retried ADD: every step runs, errors are gathered.
+
+Order: the VPP port (with its routes and neighbour), then the IPAM address,
+then the files. The record is removed only once the backend confirmed the port
+gone, so a DEL that failed on an unreachable VPP can be retried and still knows
+what to delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from vhostuser_vpp.backends.base import BackendError, PortRef, Wiring
+from vhostuser_vpp.cni.errors import CniError
+from vhostuser_vpp.plugin import backend_choice, errors
+from vhostuser_vpp.plugin.context import Invocation
+from vhostuser_vpp.store.attachment import Attachment, StoreError
+from vhostuser_vpp.store.lock import ContainerLock
+from vhostuser_vpp.store.records import PortRecord
+
+log = logging.getLogger(__name__)
+
+
+def port_ref(record: PortRecord) -> PortRef:
+    wiring = Wiring(pod_ip=record.ip_addr, pod_mac=record.ifmac) if record.ip_addr else None
+    return PortRef(name=record.vhostname, socket_path=record.socket_path, tag=record.tag, wiring=wiring)
+
+
+def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
+    if not record.vhostname:
+        log.info("no VPP interface recorded (ADD stopped before creating it)")
+        return None
+    try:
+        backend = backend_choice.open_recorded(
+            record.backend, record.vhost_tool, inv.conf.vhost, inv.policy, inv.args.environ
+        )
+    except CniError as err:
+        return err
+    try:
+        backend.delete_port(port_ref(record))
+    except BackendError as err:
+        return errors.from_backend(err, f"deleting VPP interface {record.vhostname}")
+    finally:
+        backend.close()
+    log.info("deleted VPP interface %s", record.vhostname)
+    return None
+
+
+def remove_attachment(
+    inv: Invocation,
+    attachment: Attachment,
+    lock: ContainerLock,
+    ipam_env: Mapping[str, str] | None = None,
+) -> list[CniError]:
+    """Call with the container's lock held. Returns what failed; nothing raises."""
+    failures: list[CniError] = []
+    record: PortRecord | None = None
+    try:
+        with attachment.open_dir(create=False) as dir_fd:
+            record = attachment.read_record(dir_fd) if dir_fd is not None else None
+    except StoreError as err:
+        log.warning("%s; deleting what can be found without it", err)
+    port_gone = True
+    if record is not None:
+        port_error = delete_port(inv, record)
+        if port_error is not None:
+            failures.append(port_error)
+            port_gone = False
+    try:
+        inv.ipam.delete(ipam_env)
+    except CniError as err:
+        failures.append(err)
+    try:
+        with attachment.open_dir(create=False) as dir_fd:
+            if dir_fd is not None:
+                if port_gone:
+                    attachment.remove_files(dir_fd)
+                else:
+                    attachment.remove_ip4_conf(dir_fd)
+        if attachment.remove_dir_if_empty():
+            lock.remove()
+    except StoreError as err:
+        failures.append(errors.from_store(err))
+    return failures

@@ -1,0 +1,1 @@
+"""The on-disk state under cniDir: paths, atomic writes, locks and the files a pod reads."""

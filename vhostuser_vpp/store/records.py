@@ -1,0 +1,88 @@
+"""The files a pod and the plugin read, in the original plugin's formats.
+
+`<prefix>-ip4.conf` and `<prefix>.json` keep the original's keys, key order and
+indentation, so pods built against it keep parsing them. The record adds what
+DEL, CHECK, GC and the operator CLI need after the original keys.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RECORD_SCHEMA = 1
+
+PHASE_PENDING = "pending"
+PHASE_READY = "ready"
+
+# Python attribute -> JSON key, where they differ (the original's keys are kept as they were).
+_JSON_KEYS = {
+    "container_id": "containerID",
+    "socket_path": "socketPath",
+    "socket_mode": "socketMode",
+    "ip_addr": "ipAddr",
+}
+_ATTRS = {v: k for k, v in _JSON_KEYS.items()}
+
+
+@dataclass(frozen=True)
+class Ip4Conf:
+    ip_addr: str
+    mac_addr: str
+    gateway: str
+    gw_mac: str
+
+    def render(self) -> bytes:
+        # The original's layout: 8-space indent, keys in this order.
+        fields = (
+            ("ipAddr", self.ip_addr),
+            ("macAddr", self.mac_addr),
+            ("gateway", self.gateway),
+            ("gwMac", self.gw_mac),
+        )
+        body = ",\n".join(f"        {json.dumps(k)}: {json.dumps(v)}" for k, v in fields)
+        return f"{{\n{body}\n}}\n".encode()
+
+
+@dataclass
+class PortRecord:
+    """What one attachment left on the node. Every field has a default so that a
+    record written by the original plugin (its five keys only) still loads."""
+
+    vhostname: str = ""
+    vhostmac: str = ""
+    ifname: str = ""
+    ifmac: str = ""
+    vhost_tool: str = ""
+    schema: int = RECORD_SCHEMA
+    phase: str = PHASE_READY
+    container_id: str = ""
+    network: str = ""
+    backend: str = ""
+    socket_path: str = ""
+    socket_mode: str = "server"
+    ip_addr: str = ""
+    tag: str = ""
+    port: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def render(self) -> bytes:
+        doc = {_JSON_KEYS.get(k, k): v for k, v in asdict(self).items()}
+        return (json.dumps(doc, indent=4) + "\n").encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> PortRecord:
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("record is not a JSON object")
+        kwargs: dict[str, Any] = {}
+        defaults = cls()
+        for key, value in doc.items():
+            attr = _ATTRS.get(str(key), str(key))
+            if not hasattr(defaults, attr):
+                continue
+            if not isinstance(value, type(getattr(defaults, attr))):
+                raise ValueError(f"record key {key!r} has the wrong type")
+            kwargs[attr] = value
+        return cls(**kwargs)
