@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "version": ("vhostuser_vpp.cli.version", "print the version of the plugin and its CNI support"),
+    "sim": ("vhostuser_vpp.cli.sim", "run a VPP API emulator for tests and demos (no packets move)"),
 }
 
 

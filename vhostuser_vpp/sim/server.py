@@ -1,0 +1,242 @@
+"""Start, stop, crash and inspect an emulated VPP.
+
+The emulator runs its own asyncio loop in a background thread, so a test can drive it with
+plain synchronous vpp_papi clients. `Emulator.start()` returns only once the API socket is
+bound and listening: callers never need to sleep or poll. All access to the model goes
+through the loop thread, so reads from a test see a consistent state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+from vhostuser_vpp.sim.codec import Codec
+from vhostuser_vpp.sim.dispatch import Dispatcher
+from vhostuser_vpp.sim.faults import Faults
+from vhostuser_vpp.sim.msgtable import DEFAULT_PROFILE, MessageTable, build_table
+from vhostuser_vpp.sim.state import VppState
+from vhostuser_vpp.sim.transport import ApiServer, Connection
+from vhostuser_vpp.sim.vhost_sockets import LoopVhostSockets
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# The build date a real VPP 26.06 reported in the reference transcript.
+BUILD_DATE = "2026-11-29T05:50:02"
+CALL_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PortView:
+    """A read-only copy of one vhost-user port, for assertions."""
+
+    sw_if_index: int
+    name: str
+    sock_filename: str
+    is_server: bool
+    mac: str
+    admin_up: bool
+    link_up: bool
+    tag: str
+    num_regions: int
+    sock_errno: int
+
+
+class Emulator:
+    """A VPP 26.06 API endpoint for tests and demos; no packets move."""
+
+    def __init__(
+        self,
+        socket_path: str,
+        profile: str = DEFAULT_PROFILE,
+        omit: Iterable[str] = (),
+        *,
+        id_offset: int = 0,
+        faults: Faults | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        self.socket_path = str(socket_path)
+        self.codec = codec or Codec()
+        defined = {name: self.codec.crc(name) for name in self.codec.names}
+        replies = {name: svc.reply for name, svc in self.codec.services.items()}
+        self.table: MessageTable = build_table(defined, replies, profile, omit, id_offset)
+        self.version = f"{self.table.release}-release"
+        self.faults = faults or Faults()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="vpp-emulator", daemon=True)
+        self._server: ApiServer | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._sockets: LoopVhostSockets | None = None
+        self._running = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        socket_path: str,
+        profile: str = DEFAULT_PROFILE,
+        omit: Iterable[str] = (),
+        *,
+        id_offset: int = 0,
+        faults: Faults | None = None,
+    ) -> Emulator:
+        emulator = cls(socket_path, profile, omit, id_offset=id_offset, faults=faults)
+        emulator._thread.start()
+        try:
+            emulator._submit(emulator._boot())
+        except BaseException:
+            emulator._shutdown_loop()
+            raise
+        return emulator
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def _boot(self) -> None:
+        """A fresh VPP: new state, new message handling, API socket bound before returning."""
+        sockets = LoopVhostSockets(self._loop, self._events_changed)
+        state = VppState(sockets)
+        sockets.state = state
+        dispatcher = Dispatcher(state, self.codec, self.table, self.faults, self.version, BUILD_DATE)
+        server = ApiServer(self.socket_path, dispatcher.handle, self._client_closed)
+        dispatcher.connections = server.connections
+        await server.start()
+        self._sockets, self._dispatcher, self._server = sockets, dispatcher, server
+        self._running = True
+        log.info("emulated VPP %s listening on %s", self.version, self.socket_path)
+
+    async def _halt(self, graceful: bool) -> None:
+        server, dispatcher = self._server, self._dispatcher
+        self._running = False
+        if server is not None:
+            await server.close(unlink=graceful)
+        if dispatcher is not None:
+            dispatcher.state.close_all_sockets(unlink=graceful)
+        self._server = self._dispatcher = self._sockets = None
+
+    def _client_closed(self, conn: Connection) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.client_gone(conn)
+
+    def _events_changed(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.flush_events()
+
+    def stop(self) -> None:
+        """Shut down cleanly: clients dropped, API socket and server-mode vhost sockets removed."""
+        if not self._thread.is_alive():
+            return
+        self._submit(self._halt(graceful=True))
+        self._shutdown_loop()
+
+    def crash(self) -> None:
+        """Die like a killed VPP: clients cut off, all state lost, socket files left behind.
+
+        The API socket refuses connections until `restart()`.
+        """
+        self._submit(self._halt(graceful=False))
+
+    def restart(self) -> None:
+        """Crash if still up, then come back as a fresh VPP (indexes start again from 1)."""
+        if self._running:
+            self.crash()
+        self._submit(self._boot())
+
+    def _shutdown_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    # -- access from other threads ---------------------------------------------------------
+    def _submit(self, coro: Any) -> Any:
+        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(CALL_TIMEOUT_SECONDS)
+
+    def call(self, func: Callable[[VppState], T]) -> T:
+        """Run `func(state)` on the emulator's thread and return its result.
+
+        Events the call causes are sent to subscribers, as if VPP had done it by itself.
+        """
+
+        async def run() -> T:
+            if self._dispatcher is None:
+                raise RuntimeError("the emulator is not running")
+            result = func(self._dispatcher.state)
+            self._dispatcher.flush_events()
+            return result
+
+        result: T = self._submit(run())
+        return result
+
+    @property
+    def client_count(self) -> int:
+        async def count() -> int:
+            return len(self._server.connections) if self._server else 0
+
+        result: int = self._submit(count())
+        return result
+
+    def ports(self) -> list[PortView]:
+        """The vhost-user ports, in VPP's dump order."""
+
+        def snapshot(state: VppState) -> list[PortView]:
+            return [
+                PortView(
+                    sw_if_index=i.sw_if_index,
+                    name=i.name,
+                    sock_filename=i.vhost.sock_filename,
+                    is_server=i.vhost.is_server,
+                    mac=i.mac,
+                    admin_up=i.admin_up,
+                    link_up=i.link_up,
+                    tag=i.tag,
+                    num_regions=i.vhost.num_regions,
+                    sock_errno=i.vhost.sock_errno,
+                )
+                for i in state.vhost_interfaces()
+                if i.vhost is not None
+            ]
+
+        return self.call(snapshot)
+
+    def interface_names(self) -> dict[int, str]:
+        return self.call(lambda state: {i: iface.name for i, iface in sorted(state.interfaces.items())})
+
+    def routes(self, is_ip6: bool = False) -> list[tuple[str, int]]:
+        """(prefix, stats_index) of every FIB entry in table 0."""
+        return self.call(lambda s: [(str(e.prefix), e.stats_index) for e in s.fib.entries(is_ip6)])
+
+    def neighbors(self) -> list[tuple[int, str, str]]:
+        return self.call(lambda s: [(n.sw_if_index, str(n.ip), n.mac) for n in s.neighbors.values()])
+
+    def bridge_domains(self) -> dict[int, list[int]]:
+        return self.call(
+            lambda s: {bd.bd_id: [m.sw_if_index for m in bd.members] for bd in s.bridge_domains_sorted()}
+        )
+
+    # -- frontends (what a DPDK virtio_user would do to a port) ----------------------------
+    def frontend_connect(self, sw_if_index: int, link_up: bool = True) -> bool:
+        """A frontend negotiated and sent its memory table; link up unless told otherwise."""
+        return self.call(lambda s: s.frontend_connected(sw_if_index, link_up))
+
+    def frontend_link_up(self, sw_if_index: int) -> bool:
+        return self.call(lambda s: s.frontend_link_up(sw_if_index))
+
+    def frontend_disconnect(self, sw_if_index: int) -> bool:
+        return self.call(lambda s: s.frontend_disconnected(sw_if_index))

@@ -1,0 +1,1 @@
+"""Talking to VPP over its binary API."""
