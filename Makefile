@@ -29,8 +29,8 @@ demo: install cni-plugins
 	$(PY) examples/demo.py --cni-bin-dir $(CNI_BIN_DIR)
 
 lint: install
-	$(VENV)/bin/ruff check vhostuser_vpp tests examples
-	$(VENV)/bin/ruff format --check vhostuser_vpp tests examples
+	$(VENV)/bin/ruff check vhostuser_vpp tests examples bench
+	$(VENV)/bin/ruff format --check vhostuser_vpp tests examples bench
 	$(VENV)/bin/mypy
 
 test: install cni-plugins lint

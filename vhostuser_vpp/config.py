@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vhostuser_vpp.cni.errors import CniCode, CniError
 
@@ -20,6 +20,15 @@ DEFAULT_CNI_DIR = "/var/lib/cni/vhostuser"
 DEFAULT_API_SOCKET = "/run/vpp/api.sock"
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _PLUGIN_TYPE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+_VPP_IFNAME = r"^[A-Za-z][A-Za-z0-9/._:-]{0,62}$"
+
+
+def _unicast_mac(value: str) -> str:
+    if not _MAC.fullmatch(value):
+        raise ValueError("must be a MAC address like 02:00:00:00:00:01")
+    if int(value[:2], 16) & 1:
+        raise ValueError("must be a unicast MAC address (first octet even)")
+    return value.lower()
 
 
 def _absolute(value: str, what: str) -> str:
@@ -29,7 +38,7 @@ def _absolute(value: str, what: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 class VhostConf(_Strict):
@@ -39,11 +48,51 @@ class VhostConf(_Strict):
     connect_timeout: float = Field(5.0, gt=0, le=300)
     call_timeout: float = Field(10.0, gt=0, le=300)
     tool_timeout: float = Field(30.0, gt=0, le=600)
+    # How the port is wired in VPP: l3 as the original tool did (unnumbered to a
+    # loopback holding the gateway address, /32 route, static neighbour), l2 into a
+    # bridge domain, or none (the port only).
+    mode: Literal["l3", "l2", "none"] = "l3"
+    unnumbered_to: str = Field("loop0", pattern=_VPP_IFNAME)
+    create_loopback: bool = False
+    bridge_domain: int | None = Field(None, ge=1, le=0xFFFFFF)
+    enable_gso: bool = False
+    enable_packed: bool = False
+    enable_event_idx: bool = False
+    disable_mrg_rxbuf: bool = False
+    disable_indirect_desc: bool = False
+    port_mac: str | None = None
 
     @field_validator("vhost_tool", "api_socket")
     @classmethod
     def _paths_are_absolute(cls, value: str | None) -> str | None:
         return None if value is None else _absolute(value, "the path")
+
+    @field_validator("port_mac")
+    @classmethod
+    def _port_mac_syntax(cls, value: str | None) -> str | None:
+        return None if value is None else _unicast_mac(value)
+
+    @model_validator(mode="after")
+    def _l2_needs_a_bridge_domain(self) -> VhostConf:
+        if self.mode == "l2" and self.bridge_domain is None:
+            raise ValueError("mode l2 needs bridge_domain (1..16777215)")
+        return self
+
+    def tool_unsupported(self) -> list[str]:
+        """Settings the vhost_tool protocol cannot carry out, as `key=value`."""
+        defaults = VhostConf()
+        keys = (
+            "mode",
+            "create_loopback",
+            "bridge_domain",
+            "enable_gso",
+            "enable_packed",
+            "enable_event_idx",
+            "disable_mrg_rxbuf",
+            "disable_indirect_desc",
+            "port_mac",
+        )
+        return [f"vhost.{k}={getattr(self, k)!r}" for k in keys if getattr(self, k) != getattr(defaults, k)]
 
 
 class IpamConf(BaseModel):
@@ -55,26 +104,20 @@ class IpamConf(BaseModel):
     @field_validator("type")
     @classmethod
     def _type_is_a_file_name(cls, value: str) -> str:
-        if not _PLUGIN_TYPE.match(value):
+        if not _PLUGIN_TYPE.fullmatch(value):
             raise ValueError("must be a plugin file name (letters, digits, '_', '.', '-')")
         return value
 
 
 class RuntimeConf(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
     mac: str | None = None
     device_info_file: str | None = Field(None, alias="CNIDeviceInfoFile")
 
     @field_validator("mac")
     @classmethod
     def _mac_syntax(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _MAC.match(value):
-            raise ValueError("must be a MAC address like 02:00:00:00:00:01")
-        if int(value[:2], 16) & 1:
-            raise ValueError("must be a unicast MAC address (first octet even)")
-        return value.lower()
+        return None if value is None else _unicast_mac(value)
 
     @field_validator("device_info_file")
     @classmethod
@@ -83,7 +126,8 @@ class RuntimeConf(BaseModel):
 
 
 class NetConf(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True, frozen=True)
+    # No populate_by_name: an unknown `cni_dir` key must be ignored, not taken as cniDir.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     cni_version: str = Field(alias="cniVersion")
     name: str = Field(min_length=1)
@@ -100,7 +144,7 @@ class NetConf(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_charset(cls, value: str) -> str:
-        if not _PLUGIN_TYPE.match(value):
+        if not _PLUGIN_TYPE.fullmatch(value):
             raise ValueError("must start with a letter or digit and hold only letters, digits, '_', '.', '-'")
         return value
 

@@ -9,12 +9,15 @@ administrator writes:
     /etc/cni/vhostuser-vpp.json   (VHOSTUSER_VPP_NODE_CONFIG overrides the path)
     {
       "allowed_cni_dirs": ["/var/lib/cni/vhostuser"],
+      "allowed_api_sockets": ["/run/vpp/api.sock"],
       "allowed_vhost_tools": [],
       "allowed_log_dirs": ["/var/log/vhostuser-vpp"],
       "allowed_device_info_dirs": ["/var/run/k8s.cni.cncf.io/devinfo/cni",
                                    "/run/k8s.cni.cncf.io/devinfo/cni"]
     }
 
+A VPP API socket is only connected to, but another unix socket on the host
+should not receive our messages either, so it is allowed here too.
 The device-info path normally comes from Multus through runtimeConfig, but a
 NAD can carry a runtimeConfig of its own, so it is checked like the others.
 
@@ -30,18 +33,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vhostuser_vpp.cni.errors import CniCode, CniError
-from vhostuser_vpp.config import DEFAULT_CNI_DIR
+from vhostuser_vpp.config import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 
 DEFAULT_PATH = "/etc/cni/vhostuser-vpp.json"
 PATH_ENV = "VHOSTUSER_VPP_NODE_CONFIG"
 DEFAULT_LOG_DIR = "/var/log/vhostuser-vpp"
 DEFAULT_DEVICE_INFO_DIRS = ("/var/run/k8s.cni.cncf.io/devinfo/cni", "/run/k8s.cni.cncf.io/devinfo/cni")
-_KEYS = ("allowed_cni_dirs", "allowed_vhost_tools", "allowed_log_dirs", "allowed_device_info_dirs")
+_KEYS = (
+    "allowed_cni_dirs",
+    "allowed_api_sockets",
+    "allowed_vhost_tools",
+    "allowed_log_dirs",
+    "allowed_device_info_dirs",
+)
 
 
 @dataclass(frozen=True)
 class NodePolicy:
     allowed_cni_dirs: tuple[str, ...] = (DEFAULT_CNI_DIR,)
+    allowed_api_sockets: tuple[str, ...] = (DEFAULT_API_SOCKET,)
     allowed_vhost_tools: tuple[str, ...] = ()
     allowed_log_dirs: tuple[str, ...] = (DEFAULT_LOG_DIR,)
     allowed_device_info_dirs: tuple[str, ...] = DEFAULT_DEVICE_INFO_DIRS
@@ -64,6 +74,14 @@ class NodePolicy:
                 raise CniError(
                     CniCode.INVALID_CONFIG, "cniDir is writable by others; refusing to use it", cni_dir
                 )
+
+    def check_api_socket(self, path: str) -> None:
+        if path not in self.allowed_api_sockets:
+            raise CniError(
+                CniCode.INVALID_CONFIG,
+                "vhost.api_socket is not allowed on this node",
+                f"{path!r} is not in allowed_api_sockets of {self.source}",
+            )
 
     def check_vhost_tool(self, tool: str) -> None:
         if tool not in self.allowed_vhost_tools:
@@ -104,27 +122,26 @@ def _check_file_under(path: str, bases: tuple[str, ...], what: str, source: str)
 
 
 def _within(path: str, base: str) -> bool:
-    base = base.rstrip("/") or "/"
-    return path == base or path.startswith(base + "/")
+    base = base.rstrip("/")
+    return path == (base or "/") or path.startswith(base + "/")
 
 
 def load_policy(environ: Mapping[str, str]) -> NodePolicy:
     path = environ.get(PATH_ENV) or DEFAULT_PATH
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
     except FileNotFoundError:
         return NodePolicy()
     except OSError as exc:
         raise CniError(CniCode.IO_FAILURE, "cannot read the node config", f"{path}: {exc}") from exc
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if st.st_uid not in (0, os.geteuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise CniError(
-                CniCode.INVALID_CONFIG,
-                "the node config may be changed by other users; refusing to trust it",
-                f"{path}: owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}",
-            )
-        data = f.read()
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise CniError(
+            CniCode.INVALID_CONFIG,
+            "the node config may be changed by other users; refusing to trust it",
+            f"{path}: owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}",
+        )
     try:
         doc = json.loads(data)
         if not isinstance(doc, dict):
@@ -146,6 +163,7 @@ def load_policy(environ: Mapping[str, str]) -> NodePolicy:
         raise CniError(CniCode.INVALID_CONFIG, "invalid node config", f"{path}: {exc}") from exc
     return NodePolicy(
         allowed_cni_dirs=lists.get("allowed_cni_dirs", NodePolicy.allowed_cni_dirs),
+        allowed_api_sockets=lists.get("allowed_api_sockets", NodePolicy.allowed_api_sockets),
         allowed_vhost_tools=lists.get("allowed_vhost_tools", NodePolicy.allowed_vhost_tools),
         allowed_log_dirs=lists.get("allowed_log_dirs", NodePolicy.allowed_log_dirs),
         allowed_device_info_dirs=lists.get("allowed_device_info_dirs", NodePolicy.allowed_device_info_dirs),

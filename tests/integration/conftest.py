@@ -21,6 +21,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.vpp_probe import VppProbe
+from vhostuser_vpp.sim import Emulator
+
 CNI_BIN_DIR = os.environ.get("CNI_BIN_DIR", "/usr/lib/cni")
 STATE_TOOL = str(Path(__file__).resolve().parents[1] / "tools" / "state_vhost_tool.py")
 PLUGIN = str(Path(sys.executable).parent / "vhostuser")
@@ -55,8 +58,9 @@ class CniRun:
 
 
 class Node:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, api_socket: str = "/run/vpp/api.sock") -> None:
         self.root = root
+        self.api_socket = api_socket
         self.cni_dir = root / "cni"
         self.ipam_dir = root / "ipam"
         self.state_file = root / "vpp-state.json"
@@ -70,12 +74,18 @@ class Node:
             json.dumps(
                 {
                     "allowed_cni_dirs": [str(self.cni_dir)],
+                    "allowed_api_sockets": [self.api_socket],
                     "allowed_vhost_tools": tools,
                     "allowed_log_dirs": [str(self.log_dir)],
                     "allowed_device_info_dirs": [str(self.device_info_dir)],
                 }
             )
         )
+
+    def vpp_config(self, version: str = "1.0.0", **vhost: Any) -> dict[str, Any]:
+        """The sample network on the binary-API backend; L3 with loop0 made on demand."""
+        settings = {"backend": "vpp", "api_socket": self.api_socket, "create_loopback": True, **vhost}
+        return self.config(version, vhost=settings)
 
     def config(self, version: str | None = "1.0.0", **top: Any) -> dict[str, Any]:
         """The original README's sample network, pointed at this node's directories."""
@@ -188,5 +198,37 @@ def node() -> Iterator[Node]:
     root = Path(tempfile.mkdtemp(prefix="vhu", dir="/tmp"))
     try:
         yield Node(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# A real VPP when VPP_API_SOCKET names its API socket, else the emulator, fresh per test.
+REAL_VPP_SOCKET = os.environ.get("VPP_API_SOCKET", "")
+
+
+@dataclass
+class VppNode:
+    node: Node
+    probe: VppProbe
+    emulator: Emulator | None
+
+    def need_emulator(self) -> Emulator:
+        if self.emulator is None:
+            pytest.skip("needs the emulator (fault injection or restarts), not a real VPP")
+        return self.emulator
+
+
+@pytest.fixture
+def vpp() -> Iterator[VppNode]:
+    root = Path(tempfile.mkdtemp(prefix="vhu", dir="/tmp"))
+    try:
+        if REAL_VPP_SOCKET:
+            node = Node(root, REAL_VPP_SOCKET)
+            with VppProbe(REAL_VPP_SOCKET) as probe:
+                yield VppNode(node, probe, None)
+        else:
+            api_socket = str(root / "api.sock")
+            with Emulator.start(api_socket) as emulator, VppProbe(api_socket) as probe:
+                yield VppNode(Node(root, api_socket), probe, emulator)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -8,7 +8,7 @@ because DEL must succeed however often it runs.
 Call order in ADD, with rollback by `delete_port` after any failure:
 
     port = backend.create_port(PortSpec(socket_path, tag))   # up, MAC known
-    backend.wire(port, Wiring(pod_ip, pod_mac))
+    undo = backend.wire(port, Wiring(pod_ip, pod_mac))       # what DEL needs, kept in the record
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Port:
 class Wiring:
     pod_ip: str
     pod_mac: str
+    gateway_cidr: str | None = None  # the gateway with the subnet's length, e.g. 10.56.217.1/24
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class PortRef:
     socket_path: str
     tag: str
     wiring: Wiring | None = None
+    handle: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class PortBackend(Protocol):
 
     def create_port(self, spec: PortSpec) -> Port: ...
 
-    def wire(self, port: Port, wiring: Wiring) -> None: ...
+    def wire(self, port: Port, wiring: Wiring) -> dict[str, Any]:
+        """Returns what DEL needs to undo the wiring; a failure undoes its own steps."""
 
     def delete_port(self, ref: PortRef) -> None: ...
 

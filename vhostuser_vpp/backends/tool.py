@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping
+from typing import Any
 
 from vhostuser_vpp.backends.base import (
     BackendError,
@@ -61,12 +62,16 @@ class ToolBackend:
         try:
             mac = self._run_for_line("getmac", name, valid=_MAC, what="a MAC address").lower()
         except BackendError:
-            self.delete_port(PortRef(name=name, socket_path=spec.socket_path, tag=spec.tag))
+            try:
+                self.delete_port(PortRef(name=name, socket_path=spec.socket_path, tag=spec.tag))
+            except BackendError as cleanup:
+                log.error("rollback: could not delete %s: %s", name, cleanup)
             raise
         return Port(name=name, mac=mac)
 
-    def wire(self, port: Port, wiring: Wiring) -> None:
+    def wire(self, port: Port, wiring: Wiring) -> dict[str, Any]:
         self._run("config", port.name, wiring.pod_ip, wiring.pod_mac)
+        return {}
 
     def delete_port(self, ref: PortRef) -> None:
         if not ref.name:

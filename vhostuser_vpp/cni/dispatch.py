@@ -103,7 +103,7 @@ class Dispatcher:
         raw = self.stdin.read()
         try:
             config = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise CniError(
                 CniCode.DECODE_FAILURE, "network config on stdin is not valid JSON", str(exc)
             ) from exc

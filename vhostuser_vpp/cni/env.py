@@ -56,18 +56,18 @@ def validate_container_id(container_id: str) -> None:
             "containerID is too long",
             f"{len(container_id)} characters, at most {MAX_CONTAINER_ID_LEN}",
         )
-    if not _ID_PATTERN.match(container_id):
+    if not _ID_PATTERN.fullmatch(container_id):
         raise CniError(CniCode.INVALID_ENV, "invalid characters in containerID", container_id)
 
 
 def validate_ifname(ifname: str) -> None:
     if not ifname:
         raise CniError(CniCode.INVALID_ENV, "interface name is empty")
-    if len(ifname) > MAX_IFNAME_LEN:
+    if len(ifname.encode()) > MAX_IFNAME_LEN:
         raise CniError(
             CniCode.INVALID_ENV,
             "interface name is too long",
-            f"{ifname!r} has {len(ifname)} characters, at most {MAX_IFNAME_LEN}",
+            f"{ifname!r} has {len(ifname.encode())} bytes, at most {MAX_IFNAME_LEN}",
         )
     if ifname in (".", ".."):
         raise CniError(CniCode.INVALID_ENV, "interface name is . or ..", ifname)
@@ -80,7 +80,7 @@ def validate_ifname(ifname: str) -> None:
 
 
 def validate_network_name(name: str) -> None:
-    if not _ID_PATTERN.match(name):
+    if not _ID_PATTERN.fullmatch(name):
         raise CniError(CniCode.INVALID_CONFIG, "invalid characters in network name", repr(name))
 
 

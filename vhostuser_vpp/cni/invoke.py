@@ -31,7 +31,7 @@ _STDERR_QUOTE_LIMIT = 2000
 
 
 def find_plugin(plugin_type: str, search_path: tuple[str, ...]) -> str:
-    if not _PLUGIN_TYPE.match(plugin_type):
+    if not _PLUGIN_TYPE.fullmatch(plugin_type):
         raise CniError(CniCode.INVALID_CONFIG, "invalid plugin type, want a file name", repr(plugin_type))
     if not search_path:
         raise CniError(CniCode.INVALID_ENV, "CNI_PATH is empty", f"cannot find plugin {plugin_type!r}")

@@ -63,7 +63,8 @@ class Result:
         if not isinstance(doc, dict):
             raise TypeError("result is not a JSON object")
         version = doc.get("cniVersion", "")
-        versions.parse(version)
+        if version not in versions.SUPPORTED_VERSIONS:
+            raise ValueError(f"cniVersion {version!r} is not one of {list(versions.SUPPORTED_VERSIONS)}")
         ips = [
             IPConfig(
                 address=str(ipaddress.ip_interface(_str(ip["address"]))),

@@ -15,12 +15,12 @@ MIN_VERSION_FOR_COMMAND: dict[str, str] = {
     "GC": "1.1.0",
 }
 
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
 def parse(version: str) -> tuple[int, int, int]:
     """Turn "1.0.0" into (1, 0, 0); raises ValueError for anything else."""
-    match = _SEMVER.match(version)
+    match = _SEMVER.fullmatch(version)
     if match is None:
         raise ValueError(f"invalid version {version!r}: want MAJOR.MINOR.PATCH")
     major, minor, patch = (int(part) for part in match.groups())

@@ -9,6 +9,7 @@ them in reverse order before the error is returned.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import secrets
 from collections.abc import Callable
@@ -113,11 +114,17 @@ def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBack
             port = backend.create_port(PortSpec(socket_path=attachment.socket_path, tag=record.tag))
         except BackendError as err:
             raise errors.from_backend(err, "creating the vhost-user port") from err
-        wiring = Wiring(pod_ip=ip4.ip, pod_mac=pod_mac)
-        ref = PortRef(name=port.name, socket_path=attachment.socket_path, tag=record.tag, wiring=wiring)
+        wiring = Wiring(pod_ip=ip4.ip, pod_mac=pod_mac, gateway_cidr=_gateway_cidr(ip4))
+        ref = PortRef(
+            name=port.name,
+            socket_path=attachment.socket_path,
+            tag=record.tag,
+            wiring=wiring,
+            handle=port.handle,
+        )
         undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
         try:
-            backend.wire(port, wiring)
+            wired = backend.wire(port, wiring)
         except BackendError as err:
             raise errors.from_backend(err, f"wiring {port.name} for {ip4.ip}") from err
 
@@ -146,12 +153,18 @@ def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBack
         record.vhostmac = port.mac
         record.ifmac = pod_mac
         record.ip_addr = ip4.ip
-        record.port = dict(port.handle)
+        record.port = {**port.handle, **wired}
         record.result = result.to_json(RECORDED_RESULT_VERSION)
         attachment.write_record(dir_fd, record)
         undo.pop_all()
     log.info("added %s (%s) for %s at %s", port.name, port.mac, ip4.ip, attachment.socket_path)
     return result
+
+
+def _gateway_cidr(ip: IPConfig) -> str | None:
+    if not ip.gateway:
+        return None
+    return f"{ip.gateway}/{ipaddress.ip_interface(ip.address).network.prefixlen}"
 
 
 def _first_ipv4(result: Result, ipam_type: str) -> IPConfig:

@@ -78,7 +78,7 @@ def _check_prev_result(inv: Invocation, record: PortRecord) -> None:
 
 def _check_port(inv: Invocation, record: PortRecord) -> None:
     backend = backend_choice.open_recorded(
-        record.backend, record.vhost_tool, inv.conf.vhost, inv.policy, inv.args.environ
+        record.backend, record.vhost_tool, record.port, inv.conf.vhost, inv.policy, inv.args.environ
     )
     try:
         state = backend.inspect(port_ref(record))

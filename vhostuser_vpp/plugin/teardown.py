@@ -24,7 +24,13 @@ log = logging.getLogger(__name__)
 
 def port_ref(record: PortRecord) -> PortRef:
     wiring = Wiring(pod_ip=record.ip_addr, pod_mac=record.ifmac) if record.ip_addr else None
-    return PortRef(name=record.vhostname, socket_path=record.socket_path, tag=record.tag, wiring=wiring)
+    return PortRef(
+        name=record.vhostname,
+        socket_path=record.socket_path,
+        tag=record.tag,
+        wiring=wiring,
+        handle=record.port,
+    )
 
 
 def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
@@ -33,7 +39,7 @@ def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
         return None
     try:
         backend = backend_choice.open_recorded(
-            record.backend, record.vhost_tool, inv.conf.vhost, inv.policy, inv.args.environ
+            record.backend, record.vhost_tool, record.port, inv.conf.vhost, inv.policy, inv.args.environ
         )
     except CniError as err:
         return err

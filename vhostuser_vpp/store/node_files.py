@@ -62,13 +62,14 @@ def ensure_get_prefix(cni_dir: str) -> None:
     """Writes the script once; an existing copy (perhaps the original's) is left alone."""
     if os.path.lexists(os.path.join(cni_dir, GET_PREFIX_NAME)):
         return
-    fd = os.open(cni_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        atomic.write_file(fd, GET_PREFIX_NAME, GET_PREFIX_SCRIPT.encode(), mode=0o755)
+        fd = os.open(cni_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            atomic.write_file(fd, GET_PREFIX_NAME, GET_PREFIX_SCRIPT.encode(), mode=0o755)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise StoreError("cannot write get-prefix.sh", f"{cni_dir}: {exc}") from exc
-    finally:
-        os.close(fd)
 
 
 def device_info(socket_path: str, vpp_is_server: bool) -> bytes:

@@ -1,0 +1,276 @@
+"""The binary-API backend end to end: the real executable, real host-local, and the
+emulator (or a real VPP when VPP_API_SOCKET is set)."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.integration.conftest import VppNode, new_container_id
+from tests.integration.vpp_probe import VppProbe
+from vhostuser_vpp.cni.versions import SUPPORTED_VERSIONS
+from vhostuser_vpp.sim import Emulator
+
+
+def _record(vpp: VppNode, cid: str, ifname: str = "net1") -> dict[str, object]:
+    data: dict[str, object] = json.loads((vpp.node.cni_dir / cid / f"{cid[:12]}-{ifname}.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_l3_add_check_del(vpp: VppNode, version: str) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config(version)
+    result = node.run("ADD", config, cid).assert_ok()
+    socket_path = f"{node.cni_dir}/{cid}/{cid[:12]}-net1"
+    pod_mac = result["interfaces"][0]["mac"]
+
+    [(path, port)] = probe.ports(str(node.cni_dir)).items()
+    assert path == socket_path and port.is_server
+    iface = probe.interface(port.sw_if_index)
+    assert iface.tag == f"cni:{cid[:12]}:net1"
+    assert iface.flags & 1, "admin up"
+    assert iface.interface_name.startswith("VirtualEthernet0/0/")
+    assert probe.pod_routes() == {"10.56.217.131/32": port.sw_if_index}
+    assert probe.pod_neighbors() == {"10.56.217.131": (port.sw_if_index, pod_mac)}
+    ip4 = json.loads((node.cni_dir / cid / f"{cid[:12]}-net1-ip4.conf").read_text())
+    assert ip4["gwMac"] == str(iface.l2_address)
+    assert ip4["gwMac"].startswith("02:fe:")
+    record = _record(vpp, cid)
+    assert record["backend"] == "vpp"
+    assert record["vhostname"] == iface.interface_name
+
+    if version >= "0.4.0":
+        node.run("CHECK", {**config, "prevResult": result}, cid).assert_ok()
+    node.run("DEL", config, cid).assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.files() == set()
+    assert node.reservations() == {}
+
+
+def test_l2_puts_the_port_in_a_bridge_domain_and_removes_it_again(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config(mode="l2", bridge_domain=4242)
+    first, second = new_container_id(), new_container_id()
+    node.run("ADD", config, first).assert_ok()
+    node.run("ADD", config, second).assert_ok()
+    ports = probe.ports(str(node.cni_dir))
+    bd = probe.bridge_domain(4242)
+    assert bd is not None
+    assert {s.sw_if_index for s in bd.sw_if_details} == {p.sw_if_index for p in ports.values()}
+    assert probe.pod_routes() == {}
+    node.run("DEL", config, first).assert_ok()
+    assert probe.bridge_domain(4242).n_sw_ifs == 1
+    node.run("DEL", config, second).assert_ok()
+    assert probe.bridge_domain(4242) is None, "the plugin made it, and it is empty now"
+    assert probe.ports(str(node.cni_dir)) == {}
+
+
+def test_mode_none_makes_only_the_port(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config(mode="none")
+    node.run("ADD", config, cid).assert_ok()
+    assert len(probe.ports(str(node.cni_dir))) == 1
+    assert probe.pod_routes() == {}
+    assert probe.pod_neighbors() == {}
+    node.run("DEL", config, cid).assert_ok()
+    assert probe.ports(str(node.cni_dir)) == {}
+
+
+def test_two_interfaces_in_one_pod(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config()
+    node.run("ADD", config, cid, ifname="net1").assert_ok()
+    node.run("ADD", config, cid, ifname="net2").assert_ok()
+    assert len(probe.ports(str(node.cni_dir))) == 2
+    assert len(probe.pod_routes()) == 2
+    node.run("DEL", config, cid, ifname="net1").assert_ok()
+    [remaining] = probe.ports(str(node.cni_dir))
+    assert remaining.endswith("-net2")
+    node.run("DEL", config, cid, ifname="net2").assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+
+
+def test_a_hundred_pods_leave_nothing_behind(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config()
+    config["ipam"]["rangeEnd"] = "10.56.217.250"
+    pods = [new_container_id() for _ in range(100)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda cid: node.run("ADD", config, cid), pods))
+    addresses = {run.assert_ok()["ips"][0]["address"] for run in results}
+    assert len(addresses) == 100
+    assert len(probe.ports(str(node.cni_dir))) == 100
+    assert len(probe.pod_routes()) == 100
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for run in pool.map(lambda cid: node.run("DEL", config, cid), pods):
+            run.assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.files() == set()
+    assert node.reservations() == {}
+
+
+def test_del_never_deletes_another_pods_port_that_reused_the_index(vpp: VppNode) -> None:
+    """VPP hands a freed sw_if_index and VirtualEthernet name to the next port."""
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config()
+    first, second = new_container_id(), new_container_id()
+    node.run("ADD", config, first).assert_ok()
+    [port_a] = probe.ports(str(node.cni_dir)).values()
+    probe.delete_port(port_a.sw_if_index)
+    node.run("ADD", config, second).assert_ok()
+    [port_b] = probe.ports(str(node.cni_dir)).values()
+    assert port_b.sw_if_index == port_a.sw_if_index
+    assert port_b.interface_name == port_a.interface_name
+    assert _record(vpp, first)["vhostname"] == _record(vpp, second)["vhostname"]
+
+    node.run("DEL", config, first).assert_ok()
+    assert set(probe.ports(str(node.cni_dir))) == {f"{node.cni_dir}/{second}/{second[:12]}-net1"}
+    assert probe.pod_routes() == {"10.56.217.132/32": port_b.sw_if_index}, "first's stale route is gone"
+    assert set(probe.pod_neighbors()) == {"10.56.217.132"}
+    node.run("DEL", config, second).assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+
+
+def test_vpp_restart_between_add_and_del(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    node = vpp.node
+    cid = new_container_id()
+    config = node.vpp_config("1.0.0")
+    result = node.run("ADD", config, cid).assert_ok()
+    emulator.restart()
+    error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
+    assert "VPP has no interface" in error["msg"]
+    node.run("DEL", config, cid).assert_ok()
+    assert node.files() == set()
+    assert node.reservations() == {}
+
+
+def test_vpp_down_is_try_again_later_and_leaves_nothing(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    emulator.stop()
+    node = vpp.node
+    error = node.run("ADD", node.vpp_config(), new_container_id()).assert_error(11)
+    assert "no VPP API socket" in error["details"]
+    assert node.files() == set()
+    assert node.reservations() == {}
+
+
+def test_auto_falls_back_to_the_tool_when_vpp_is_absent(vpp: VppNode) -> None:
+    vpp.need_emulator().stop()
+    node = vpp.node
+    cid = new_container_id()
+    config = node.config()
+    config["vhost"] = {**config["vhost"], "api_socket": node.api_socket}
+    run = node.run("ADD", config, cid)
+    run.assert_ok()
+    assert "falling back to vhost_tool" in run.stderr
+    assert _record(vpp, cid)["backend"] == "tool"
+    node.run("DEL", config, cid).assert_ok()
+    assert node.ports() == {}
+
+
+def test_auto_without_a_tool_names_both_reasons(vpp: VppNode) -> None:
+    vpp.need_emulator().stop()
+    node = vpp.node
+    config = node.config(vhost={"api_socket": node.api_socket})
+    error = node.run("ADD", config, new_container_id()).assert_error(11)
+    assert "no VPP API socket" in error["details"]
+    assert "no vhost.vhost_tool" in error["details"]
+
+
+def test_a_vpp_without_the_v2_create_message_still_works(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    emulator.stop()
+    with Emulator.start(vpp.node.api_socket, omit=("create_vhost_user_if_v2",)):
+        node = vpp.node
+        cid = new_container_id()
+        node.run("ADD", node.vpp_config(), cid).assert_ok()
+        node.run("DEL", node.vpp_config(), cid).assert_ok()
+        assert node.files() == set()
+
+
+def test_vpp_22_10_serves_l2_with_the_old_bridge_domain_message(vpp: VppNode) -> None:
+    vpp.need_emulator().stop()
+    with Emulator.start(vpp.node.api_socket, profile="22.10"), VppProbe(vpp.node.api_socket) as probe:
+        node = vpp.node
+        config = node.vpp_config(mode="l2", bridge_domain=7)
+        cid = new_container_id()
+        node.run("ADD", config, cid).assert_ok()
+        assert probe.bridge_domain(7).n_sw_ifs == 1
+        node.run("DEL", config, cid).assert_ok()
+        assert probe.bridge_domain(7) is None
+
+
+def test_missing_messages_are_named_with_the_vpp_version(vpp: VppNode) -> None:
+    vpp.need_emulator().stop()
+    with Emulator.start(vpp.node.api_socket, omit=("ip_neighbor_add_del",)):
+        node = vpp.node
+        error = node.run("ADD", node.vpp_config(), new_container_id()).assert_error(999)
+        assert "ip_neighbor_add_del (not offered)" in error["details"]
+        assert "26.06" in error["details"]
+        assert node.files() == set()
+        assert node.reservations() == {}
+
+
+def test_missing_unnumbered_interface_is_a_config_error(vpp: VppNode) -> None:
+    node = vpp.node
+    config = node.vpp_config(create_loopback=False, unnumbered_to="loop77")
+    error = node.run("ADD", config, new_container_id()).assert_error(7)
+    assert "loop77" in error["msg"]
+    assert vpp.probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.reservations() == {}
+
+
+ADD_STEPS = [
+    "create_vhost_user_if_v2",
+    "sw_interface_set_flags",
+    "sw_interface_set_unnumbered",
+    "ip_route_add_del",
+    "ip_neighbor_add_del",
+]
+
+
+@pytest.mark.parametrize("message", ADD_STEPS)
+def test_vpp_refusing_any_add_step_leaves_vpp_disk_and_ipam_as_before(vpp: VppNode, message: str) -> None:
+    emulator = vpp.need_emulator()
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config()
+    warm = new_container_id()
+    node.run("ADD", config, warm).assert_ok()  # loop0 exists from here on
+    before = (probe.state(str(node.cni_dir)), node.snapshot())
+    emulator.faults.fail(message, retval=-1, times=1)
+    error = node.run("ADD", config, new_container_id()).assert_error(999)
+    assert message in error["details"]
+    assert (probe.state(str(node.cni_dir)), node.snapshot()) == before
+    node.run("DEL", config, warm).assert_ok()
+
+
+def test_connection_dropped_mid_add_is_try_again_later(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config()
+    warm = new_container_id()
+    node.run("ADD", config, warm).assert_ok()
+    before = node.snapshot()
+    emulator.faults.drop_connection_after(6)
+    node.run("ADD", config, new_container_id()).assert_error(11)
+    emulator.faults.clear()
+    assert node.snapshot()[2] == before[2], "the address was released"
+    node.run("DEL", config, warm).assert_ok()
+    leftovers = probe.ports(str(node.cni_dir))
+    assert len(leftovers) <= 1, "at most the port VPP made before the connection died"
+
+
+def test_tool_backend_refuses_settings_it_cannot_carry_out(vpp: VppNode) -> None:
+    node = vpp.node
+    config = node.config()
+    config["vhost"] = {**config["vhost"], "backend": "tool", "mode": "l2", "bridge_domain": 3}
+    error = node.run("ADD", config, new_container_id()).assert_error(2)
+    assert "vhost.mode='l2'" in error["details"]
+    assert node.files() == set()

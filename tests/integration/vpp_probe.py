@@ -1,0 +1,72 @@
+"""Looking at VPP from the test's side, through its API, so the same assertions hold
+against the emulator and against a real VPP that has other things configured."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from vpp_papi import VPPApiClient
+
+from vhostuser_vpp.vpp.api_files import api_json_paths
+
+ANY = 0xFFFFFFFF
+POD_RANGE = (ipaddress.IPv4Address("10.56.217.131"), ipaddress.IPv4Address("10.56.217.254"))
+
+
+def _in_pod_range(address: Any) -> bool:
+    ip = ipaddress.ip_address(str(address))
+    return isinstance(ip, ipaddress.IPv4Address) and POD_RANGE[0] <= ip <= POD_RANGE[1]
+
+
+class VppProbe:
+    def __init__(self, api_socket: str) -> None:
+        self.api_socket = api_socket
+        self.papi: Any = None
+
+    def __enter__(self) -> VppProbe:
+        self.papi = VPPApiClient(apifiles=api_json_paths(), server_address=self.api_socket, read_timeout=10)
+        self.papi.connect("vhostuser-tests")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.papi is not None and self.papi.transport.connected:
+            self.papi.disconnect()
+
+    def ports(self, cni_dir: str) -> dict[str, Any]:
+        """socket path -> sw_interface_vhost_user_details, for sockets under cni_dir."""
+        details = self.papi.api.sw_interface_vhost_user_dump(sw_if_index=ANY)
+        return {d.sock_filename: d for d in details if d.sock_filename.startswith(cni_dir + "/")}
+
+    def interface(self, index: int) -> Any:
+        found = self.papi.api.sw_interface_dump(sw_if_index=index, name_filter_valid=False, name_filter="")
+        return next((d for d in found if d.sw_if_index == index), None)
+
+    def pod_routes(self) -> dict[str, int]:
+        """pod /32 -> sw_if_index of its path."""
+        routes = self.papi.api.ip_route_dump(table={"table_id": 0, "is_ip6": False, "name": ""})
+        return {
+            str(r.route.prefix): r.route.paths[0].sw_if_index
+            for r in routes
+            if r.route.prefix.prefixlen == 32 and _in_pod_range(r.route.prefix.network_address)
+        }
+
+    def pod_neighbors(self) -> dict[str, tuple[int, str]]:
+        """pod ip -> (sw_if_index, mac)."""
+        found = self.papi.api.ip_neighbor_dump(sw_if_index=ANY, af=0)
+        return {
+            str(n.neighbor.ip_address): (n.neighbor.sw_if_index, str(n.neighbor.mac_address))
+            for n in found
+            if _in_pod_range(n.neighbor.ip_address)
+        }
+
+    def bridge_domain(self, bd_id: int) -> Any:
+        found = self.papi.api.bridge_domain_dump(bd_id=bd_id, sw_if_index=ANY)
+        return found[0] if found else None
+
+    def delete_port(self, index: int) -> None:
+        """Deletes a port behind the plugin's back, as an operator or a crash might."""
+        assert self.papi.api.delete_vhost_user_if(sw_if_index=index).retval == 0
+
+    def state(self, cni_dir: str) -> tuple[set[str], dict[str, int], dict[str, tuple[int, str]]]:
+        return set(self.ports(cni_dir)), self.pod_routes(), self.pod_neighbors()

@@ -1,0 +1,433 @@
+"""The default backend: VPP's binary API through vpp_papi, one connection per plugin run.
+
+Traps of a real VPP this code is built around (see the VPP reference notes):
+- VPP hands a freed sw_if_index (and VirtualEthernet0/0/N) to the next port and
+  starts again from 1 after a restart, so a port is found by its name, then
+  confirmed by our ownership tag and its socket path, never by a saved index.
+- A deleted interface's routes stay in the FIB, so DEL removes the route
+  before the interface, and also when the interface is already gone.
+- `sw_interface_dump`'s name filter is a substring match: results are
+  compared by exact name.
+ADD and DEL never dump all interfaces unless a port cannot be found by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vhostuser_vpp.backends.base import (
+    BackendError,
+    BackendMisconfigured,
+    BackendUnavailable,
+    Port,
+    PortRef,
+    PortSpec,
+    PortState,
+    Wiring,
+)
+from vhostuser_vpp.vpp.client import VppClient
+from vhostuser_vpp.vpp.errors import VppApiError, VppError, VppIncompatible, VppUnavailable
+
+log = logging.getLogger(__name__)
+
+ANY_INDEX = 0xFFFFFFFF
+ADMIN_UP = 1
+NEIGHBOR_STATIC = 1
+PATH_NH_PROTO_IP4 = 0
+ERR_INVALID_SW_IF_INDEX = -2
+ERR_NO_SUCH_ENTRY = -6
+ERR_IF_ALREADY_EXISTS = -79
+ERR_BD_ALREADY_EXISTS = -119
+ERR_BD_IN_USE = -120
+VHOST_NAME_PREFIX = "VirtualEthernet"
+# Bridge domains the plugin creates carry this tag; the last DEL leaving one empty removes it.
+BRIDGE_DOMAIN_TAG = "cni-vhostuser"
+_EMPTY_LABEL = {"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}
+
+# Messages every run needs, and those each wiring mode adds; where VPP offers a
+# newer variant it is preferred (create_vhost_user_if_v2, bridge_domain_add_del_v2).
+_COMMON = (
+    "sw_interface_dump",
+    "sw_interface_set_flags",
+    "sw_interface_vhost_user_dump",
+    "delete_vhost_user_if",
+)
+_BY_MODE = {
+    "l3": ("sw_interface_set_unnumbered", "ip_route_add_del", "ip_neighbor_add_del"),
+    "l2": ("sw_interface_set_l2_bridge", "bridge_domain_dump"),
+    "none": (),
+}
+
+
+@dataclass(frozen=True)
+class VppOptions:
+    api_socket: str
+    connect_timeout: float
+    call_timeout: float
+    mode: str = "l3"
+    unnumbered_to: str = "loop0"
+    create_loopback: bool = False
+    bridge_domain: int | None = None
+    enable_gso: bool = False
+    enable_packed: bool = False
+    enable_event_idx: bool = False
+    disable_mrg_rxbuf: bool = False
+    disable_indirect_desc: bool = False
+    port_mac: str | None = None
+
+
+class VppBackend:
+    name = "vpp"
+
+    def __init__(self, options: VppOptions) -> None:
+        self.options = options
+        self.client = VppClient(options.api_socket, options.connect_timeout, options.call_timeout)
+        self._create_msg = ""
+        self._bd_add_del_msg = ""
+
+    def connect(self) -> None:
+        """Connects and checks that this VPP offers what the configured mode needs."""
+        with _mapped("connecting to VPP"):
+            self.client.connect()
+            needed = list(_COMMON) + list(_BY_MODE[self.options.mode])
+            self._create_msg = self._variant("create_vhost_user_if_v2", "create_vhost_user_if")
+            if self.options.enable_event_idx and self._create_msg != "create_vhost_user_if_v2":
+                needed.append("create_vhost_user_if_v2")
+            if self.options.mode == "l2":
+                self._bd_add_del_msg = self._variant("bridge_domain_add_del_v2", "bridge_domain_add_del")
+            if self.options.mode == "l3" and self.options.create_loopback:
+                needed += ["create_loopback", "sw_interface_add_del_address", "sw_interface_tag_add_del"]
+            missing = [self.client.why_missing(m) for m in needed if not self.client.offers(m)]
+            if missing:
+                raise VppIncompatible(
+                    f"VPP {self.client.version()} lacks messages this config needs: {', '.join(missing)}"
+                    " (is the vhost plugin loaded?)"
+                )
+
+    def _variant(self, newer: str, older: str) -> str:
+        return newer if self.client.offers(newer) else older
+
+    def close(self) -> None:
+        self.client.close()
+
+    def status(self) -> None:
+        with _mapped("asking VPP"):
+            self.client.call("control_ping")
+
+    # -- ADD ----------------------------------------------------------------------------------
+
+    def create_port(self, spec: PortSpec) -> Port:
+        opts = self.options
+        fields: dict[str, Any] = {
+            "is_server": spec.is_server,
+            "sock_filename": spec.socket_path,
+            "renumber": False,
+            "custom_dev_instance": 0,
+            "disable_mrg_rxbuf": opts.disable_mrg_rxbuf,
+            "disable_indirect_desc": opts.disable_indirect_desc,
+            "enable_gso": opts.enable_gso,
+            "enable_packed": opts.enable_packed,
+            "use_custom_mac": opts.port_mac is not None,
+            "mac_address": opts.port_mac or "00:00:00:00:00:00",
+            "tag": spec.tag,
+        }
+        if self._create_msg == "create_vhost_user_if_v2":
+            fields["enable_event_idx"] = opts.enable_event_idx
+        with _mapped("creating the vhost-user interface"):
+            try:
+                index = int(self.client.call(self._create_msg, **fields).sw_if_index)
+            except VppApiError as err:
+                if err.retval != ERR_IF_ALREADY_EXISTS:
+                    raise
+                index = self._adopt_existing(int(err.reply.sw_if_index), spec)
+        try:
+            with _mapped("bringing the vhost-user interface up"):
+                self.client.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP)
+                details = self._interface(index)
+            if details is None:
+                raise BackendError("VPP lost the interface it just created", f"sw_if_index {index}")
+        except BackendError:
+            self._ignore_errors(lambda: self.client.call("delete_vhost_user_if", sw_if_index=index))
+            raise
+        log.info("created %s (sw_if_index %d) at %s", details.interface_name, index, spec.socket_path)
+        return Port(name=details.interface_name, mac=str(details.l2_address), handle={"sw_if_index": index})
+
+    def _adopt_existing(self, index: int, spec: PortSpec) -> int:
+        """-79: an interface has this socket path already. A retried ADD may find its own
+        port (same tag) and keeps it; anybody else's is an error."""
+        details = self._interface(index)
+        if details is None or details.tag != spec.tag:
+            owner = f"{details.interface_name} tagged {details.tag!r}" if details else f"index {index}"
+            raise BackendError("the socket path is already used by another VPP interface", owner)
+        log.info("reusing %s, made by an earlier attempt of this ADD", details.interface_name)
+        return index
+
+    def wire(self, port: Port, wiring: Wiring) -> dict[str, Any]:
+        index = int(port.handle["sw_if_index"])
+        mode = self.options.mode
+        if mode == "l3":
+            return self._wire_l3(index, wiring)
+        if mode == "l2":
+            return self._wire_l2(index)
+        return {"mode": "none"}
+
+    def _wire_l3(self, index: int, wiring: Wiring) -> dict[str, Any]:
+        undo: list[Callable[[], object]] = []
+        try:
+            with _mapped(f"wiring the port for {wiring.pod_ip}"):
+                loop_index = self._unnumbered_source(wiring)
+                self.client.call(
+                    "sw_interface_set_unnumbered",
+                    sw_if_index=loop_index,
+                    unnumbered_sw_if_index=index,
+                    is_add=True,
+                )
+                undo.append(lambda: self._set_unnumbered(loop_index, index, False))
+                self.client.call(
+                    "ip_route_add_del", is_add=True, is_multipath=False, route=_route(wiring, index)
+                )
+                undo.append(lambda: self._del_route(wiring, index))
+                self.client.call("ip_neighbor_add_del", is_add=True, neighbor=_neighbor(wiring, index))
+        except BackendError:
+            for step in reversed(undo):
+                self._ignore_errors(step)
+            raise
+        return {"mode": "l3", "unnumbered_to": self.options.unnumbered_to}
+
+    def _unnumbered_source(self, wiring: Wiring) -> int:
+        name = self.options.unnumbered_to
+        found = self._interface_named(name)
+        if found is not None:
+            return int(found.sw_if_index)
+        if not self.options.create_loopback or not wiring.gateway_cidr:
+            raise BackendMisconfigured(
+                f"VPP has no interface {name!r} to lend the pods' gateway address (vhost.unnumbered_to)",
+                "create it with the gateway address, or set vhost.create_loopback",
+            )
+        return self._create_loopback(name, wiring.gateway_cidr)
+
+    def _create_loopback(self, name: str, gateway_cidr: str) -> int:
+        index = int(self.client.call("create_loopback", mac_address="00:00:00:00:00:00").sw_if_index)
+        self.client.call(
+            "sw_interface_add_del_address", sw_if_index=index, is_add=True, del_all=False, prefix=gateway_cidr
+        )
+        self.client.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=f"cni-gw:{name}")
+        self.client.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP)
+        log.info("created loopback (sw_if_index %d) with gateway %s", index, gateway_cidr)
+        return index
+
+    def _wire_l2(self, index: int) -> dict[str, Any]:
+        bd_id = self.options.bridge_domain
+        if bd_id is None:
+            raise BackendMisconfigured("vhost.mode l2 needs vhost.bridge_domain")
+        with _mapped(f"adding the port to bridge domain {bd_id}"):
+            if not self.client.dump("bridge_domain_dump", bd_id=bd_id, sw_if_index=ANY_INDEX):
+                self._add_bridge_domain(bd_id)
+            try:
+                self.client.call(
+                    "sw_interface_set_l2_bridge",
+                    rx_sw_if_index=index,
+                    bd_id=bd_id,
+                    port_type=0,
+                    shg=0,
+                    enable=True,
+                )
+            except VppError:
+                self._ignore_errors(lambda: self._delete_bridge_domain_if_empty(bd_id))
+                raise
+        return {"mode": "l2", "bridge_domain": bd_id}
+
+    def _add_bridge_domain(self, bd_id: int) -> None:
+        try:
+            self.client.call(
+                self._bd_add_del_msg,
+                bd_id=bd_id,
+                flood=True,
+                uu_flood=True,
+                forward=True,
+                learn=True,
+                arp_term=False,
+                arp_ufwd=False,
+                mac_age=0,
+                bd_tag=BRIDGE_DOMAIN_TAG,
+                is_add=True,
+            )
+        except VppApiError as err:
+            if err.retval != ERR_BD_ALREADY_EXISTS:  # else another ADD made it a moment ago
+                raise
+
+    # -- DEL and CHECK ------------------------------------------------------------------------
+
+    def delete_port(self, ref: PortRef) -> None:
+        with _mapped(f"deleting {ref.name or ref.socket_path}"):
+            found = self._find(ref)
+            index = int(found.sw_if_index) if found is not None else None
+            mode = ref.handle.get("mode", "")
+            if index is not None:
+                self._tolerate(ERR_INVALID_SW_IF_INDEX, "sw_interface_set_flags", sw_if_index=index, flags=0)
+            if mode == "l3" and ref.wiring is not None:
+                self._unwire_l3(ref, ref.wiring, index)
+            if mode == "l2" and index is not None:
+                self._tolerate(
+                    ERR_INVALID_SW_IF_INDEX,
+                    "sw_interface_set_l2_bridge",
+                    rx_sw_if_index=index,
+                    bd_id=int(ref.handle["bridge_domain"]),
+                    port_type=0,
+                    shg=0,
+                    enable=False,
+                )
+            if index is not None:
+                self._tolerate(ERR_INVALID_SW_IF_INDEX, "delete_vhost_user_if", sw_if_index=index)
+                log.info("deleted %s (sw_if_index %d)", found.interface_name if found else "", index)
+            else:
+                log.info("no VPP interface for %s; nothing to delete", ref.socket_path)
+            if mode == "l2":
+                self._delete_bridge_domain_if_empty(int(ref.handle["bridge_domain"]))
+
+    def _unwire_l3(self, ref: PortRef, wiring: Wiring, index: int | None) -> None:
+        if index is not None:
+            self._tolerate(
+                ERR_NO_SUCH_ENTRY, "ip_neighbor_add_del", is_add=False, neighbor=_neighbor(wiring, index)
+            )
+        # Also when the interface is gone: VPP keeps its routes, pointing at an index
+        # that the next port will get. The index only fills the path; VPP deletes the
+        # prefix as a whole.
+        route_index = index if index is not None else int(ref.handle.get("sw_if_index", ANY_INDEX))
+        self._del_route(wiring, route_index)
+        loop = self._interface_named(str(ref.handle.get("unnumbered_to", self.options.unnumbered_to)))
+        if index is not None and loop is not None:
+            self._set_unnumbered(int(loop.sw_if_index), index, False)
+
+    def _delete_bridge_domain_if_empty(self, bd_id: int) -> None:
+        """Only domains the plugin made (by tag): an operator's domain stays, empty or not."""
+        domains = self.client.dump("bridge_domain_dump", bd_id=bd_id, sw_if_index=ANY_INDEX)
+        if domains and domains[0].bd_tag == BRIDGE_DOMAIN_TAG and int(domains[0].n_sw_ifs) == 0:
+            self._tolerate(
+                ERR_BD_IN_USE, self._bd_add_del_msg or "bridge_domain_add_del", bd_id=bd_id, is_add=False
+            )
+
+    def inspect(self, ref: PortRef) -> PortState | None:
+        with _mapped(f"looking up {ref.name}"):
+            found = self._find(ref)
+        if found is None:
+            return None
+        return PortState(
+            name=found.interface_name, mac=str(found.l2_address), admin_up=bool(int(found.flags) & ADMIN_UP)
+        )
+
+    def _find(self, ref: PortRef) -> Any:
+        """Our interface for `ref`: by name, confirmed by tag and socket path; else (after a VPP
+        restart or a restore renamed it) by tag among the vhost-user interfaces."""
+        if ref.name:
+            candidate = self._interface_named(ref.name)
+            if candidate is not None and self._is_ours(candidate, ref):
+                return candidate
+        for candidate in self._interfaces_named_like(VHOST_NAME_PREFIX):
+            if self._is_ours(candidate, ref):
+                return candidate
+        return None
+
+    def _is_ours(self, details: Any, ref: PortRef) -> bool:
+        if details.tag != ref.tag:
+            return False
+        vhost = self.client.dump("sw_interface_vhost_user_dump", sw_if_index=int(details.sw_if_index))
+        return bool(vhost) and vhost[0].sock_filename == ref.socket_path
+
+    # -- lookups and small steps ----------------------------------------------------------------
+
+    def _interface(self, index: int) -> Any:
+        found = self.client.dump(
+            "sw_interface_dump", sw_if_index=index, name_filter_valid=False, name_filter=""
+        )
+        return next((d for d in found if int(d.sw_if_index) == index), None)
+
+    def _interface_named(self, name: str) -> Any:
+        return next((d for d in self._interfaces_named_like(name) if d.interface_name == name), None)
+
+    def _interfaces_named_like(self, name: str) -> list[Any]:
+        found: list[Any] = self.client.dump(
+            "sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=True, name_filter=name
+        )
+        return found
+
+    def _set_unnumbered(self, loop_index: int, index: int, is_add: bool) -> None:
+        self._tolerate(
+            ERR_INVALID_SW_IF_INDEX,
+            "sw_interface_set_unnumbered",
+            sw_if_index=loop_index,
+            unnumbered_sw_if_index=index,
+            is_add=is_add,
+        )
+
+    def _del_route(self, wiring: Wiring, index: int) -> None:
+        self._tolerate(
+            ERR_NO_SUCH_ENTRY,
+            "ip_route_add_del",
+            is_add=False,
+            is_multipath=False,
+            route=_route(wiring, index),
+        )
+
+    def _tolerate(self, retval: int, message: str, **fields: Any) -> None:
+        """A call whose `retval` means "already as wanted" (gone, absent): fine in DEL."""
+        try:
+            self.client.call(message, **fields)
+        except VppApiError as err:
+            if err.retval != retval:
+                raise
+            log.debug("%s: already done (%s)", message, err)
+
+    def _ignore_errors(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except (VppError, BackendError) as err:
+            log.error("rollback step failed: %s", err)
+
+
+def _route(wiring: Wiring, index: int) -> dict[str, Any]:
+    path = {
+        "sw_if_index": index,
+        "table_id": 0,
+        "rpf_id": 0,
+        "weight": 0,
+        "preference": 0,
+        "type": 0,
+        "flags": 0,
+        "proto": PATH_NH_PROTO_IP4,
+        "nh": {"address": {"ip4": wiring.pod_ip}, "via_label": 0, "obj_id": 0, "classify_table_index": 0},
+        "n_labels": 0,
+        "label_stack": [_EMPTY_LABEL] * 16,
+    }
+    return {"table_id": 0, "stats_index": 0, "prefix": f"{wiring.pod_ip}/32", "n_paths": 1, "paths": [path]}
+
+
+def _neighbor(wiring: Wiring, index: int) -> dict[str, Any]:
+    return {
+        "sw_if_index": index,
+        "flags": NEIGHBOR_STATIC,
+        "mac_address": wiring.pod_mac,
+        "ip_address": wiring.pod_ip,
+    }
+
+
+class _mapped:
+    """Turns VPP client errors into backend errors, naming what we were doing."""
+
+    def __init__(self, doing: str) -> None:
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or not isinstance(exc, VppError):
+            return
+        if isinstance(exc, VppUnavailable):
+            raise BackendUnavailable(f"{self.doing}: VPP is not answering", str(exc)) from exc
+        if isinstance(exc, VppIncompatible):
+            raise BackendError(f"{self.doing}: this VPP cannot serve the config", str(exc)) from exc
+        raise BackendError(f"{self.doing}: VPP refused", str(exc)) from exc
