@@ -52,6 +52,9 @@ class VhostConf(_Strict):
     # loopback holding the gateway address, /32 route, static neighbour), l2 into a
     # bridge domain, or none (the port only).
     mode: Literal["l3", "l2", "none"] = "l3"
+    # Who creates the socket: VPP (server, as the original) or the pod's app (client:
+    # VPP connects and keeps retrying, so VPP can restart without the pod re-opening).
+    socket_mode: Literal["server", "client"] = "server"
     unnumbered_to: str = Field("loop0", pattern=_VPP_IFNAME)
     create_loopback: bool = False
     bridge_domain: int | None = Field(None, ge=1, le=0xFFFFFF)
@@ -61,11 +64,42 @@ class VhostConf(_Strict):
     disable_mrg_rxbuf: bool = False
     disable_indirect_desc: bool = False
     port_mac: str | None = None
+    # Host-side name of a VPP tap interface: ADD routes <pod-ip>/32 through it in the
+    # host's network namespace (must be allowed by the node policy).
+    host_route: str | None = Field(None, pattern=r"^[^/\s:]{1,15}$")
+    # So that a non-root DPDK app or QEMU can use the socket: the container
+    # directory's mode, the socket's mode (server mode: VPP makes it as root), and the
+    # group both are given to. Modes are octal strings; "others" never get write.
+    socket_dir_mode: str = "0700"
+    socket_file_mode: str | None = None
+    socket_group: int | str | None = None
+
+    def socket_gid(self) -> int | None:
+        """The group as a number; a name is looked up in the node's group database."""
+        if self.socket_group is None or isinstance(self.socket_group, int):
+            return self.socket_group
+        import grp
+
+        try:
+            return grp.getgrnam(self.socket_group).gr_gid
+        except KeyError:
+            raise ValueError(f"vhost.socket_group: no group {self.socket_group!r} on this node") from None
 
     @field_validator("vhost_tool", "api_socket")
     @classmethod
     def _paths_are_absolute(cls, value: str | None) -> str | None:
         return None if value is None else _absolute(value, "the path")
+
+    @field_validator("socket_dir_mode", "socket_file_mode")
+    @classmethod
+    def _safe_mode(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError("must be an octal mode like '0750'")
+        if int(value, 8) & 0o002:
+            raise ValueError("must not let others write")
+        return value
 
     @field_validator("port_mac")
     @classmethod
@@ -83,6 +117,7 @@ class VhostConf(_Strict):
         defaults = VhostConf()
         keys = (
             "mode",
+            "socket_mode",
             "create_loopback",
             "bridge_domain",
             "enable_gso",

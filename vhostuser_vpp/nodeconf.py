@@ -11,6 +11,7 @@ administrator writes:
       "allowed_cni_dirs": ["/var/lib/cni/vhostuser"],
       "allowed_api_sockets": ["/run/vpp/api.sock"],
       "allowed_vhost_tools": [],
+      "allowed_host_route_devices": [],
       "allowed_log_dirs": ["/var/log/vhostuser-vpp"],
       "allowed_device_info_dirs": ["/var/run/k8s.cni.cncf.io/devinfo/cni",
                                    "/run/k8s.cni.cncf.io/devinfo/cni"]
@@ -39,10 +40,12 @@ DEFAULT_PATH = "/etc/cni/vhostuser-vpp.json"
 PATH_ENV = "VHOSTUSER_VPP_NODE_CONFIG"
 DEFAULT_LOG_DIR = "/var/log/vhostuser-vpp"
 DEFAULT_DEVICE_INFO_DIRS = ("/var/run/k8s.cni.cncf.io/devinfo/cni", "/run/k8s.cni.cncf.io/devinfo/cni")
+_NAME_KEYS = ("allowed_host_route_devices",)
 _KEYS = (
     "allowed_cni_dirs",
     "allowed_api_sockets",
     "allowed_vhost_tools",
+    "allowed_host_route_devices",
     "allowed_log_dirs",
     "allowed_device_info_dirs",
 )
@@ -53,6 +56,7 @@ class NodePolicy:
     allowed_cni_dirs: tuple[str, ...] = (DEFAULT_CNI_DIR,)
     allowed_api_sockets: tuple[str, ...] = (DEFAULT_API_SOCKET,)
     allowed_vhost_tools: tuple[str, ...] = ()
+    allowed_host_route_devices: tuple[str, ...] = ()
     allowed_log_dirs: tuple[str, ...] = (DEFAULT_LOG_DIR,)
     allowed_device_info_dirs: tuple[str, ...] = DEFAULT_DEVICE_INFO_DIRS
     source: str = "built-in defaults"
@@ -81,6 +85,14 @@ class NodePolicy:
                 CniCode.INVALID_CONFIG,
                 "vhost.api_socket is not allowed on this node",
                 f"{path!r} is not in allowed_api_sockets of {self.source}",
+            )
+
+    def check_host_route_device(self, device: str) -> None:
+        if device not in self.allowed_host_route_devices:
+            raise CniError(
+                CniCode.INVALID_CONFIG,
+                "vhost.host_route is not allowed on this node",
+                f"{device!r} is not in allowed_host_route_devices of {self.source}",
             )
 
     def check_vhost_tool(self, tool: str) -> None:
@@ -154,17 +166,21 @@ def load_policy(environ: Mapping[str, str]) -> NodePolicy:
             value = doc.get(key)
             if value is None:
                 continue
+            names_only = key in _NAME_KEYS
             if not isinstance(value, list) or not all(
-                isinstance(v, str) and v.startswith("/") for v in value
+                isinstance(v, str) and (v.startswith("/") != names_only) and "\0" not in v for v in value
             ):
-                raise ValueError(f"{key} must be a list of absolute paths")
-            lists[key] = tuple(v.rstrip("/") or "/" for v in value)
+                raise ValueError(f"{key} must be a list of {'names' if names_only else 'absolute paths'}")
+            lists[key] = tuple(value) if names_only else tuple(v.rstrip("/") or "/" for v in value)
     except ValueError as exc:
         raise CniError(CniCode.INVALID_CONFIG, "invalid node config", f"{path}: {exc}") from exc
     return NodePolicy(
         allowed_cni_dirs=lists.get("allowed_cni_dirs", NodePolicy.allowed_cni_dirs),
         allowed_api_sockets=lists.get("allowed_api_sockets", NodePolicy.allowed_api_sockets),
         allowed_vhost_tools=lists.get("allowed_vhost_tools", NodePolicy.allowed_vhost_tools),
+        allowed_host_route_devices=lists.get(
+            "allowed_host_route_devices", NodePolicy.allowed_host_route_devices
+        ),
         allowed_log_dirs=lists.get("allowed_log_dirs", NodePolicy.allowed_log_dirs),
         allowed_device_info_dirs=lists.get("allowed_device_info_dirs", NodePolicy.allowed_device_info_dirs),
         source=path,

@@ -69,13 +69,14 @@ class Node:
         self.log_dir = root / "log"
         self.write_policy([STATE_TOOL])
 
-    def write_policy(self, tools: list[str]) -> None:
+    def write_policy(self, tools: list[str], host_route_devices: tuple[str, ...] = ()) -> None:
         self.node_config.write_text(
             json.dumps(
                 {
                     "allowed_cni_dirs": [str(self.cni_dir)],
                     "allowed_api_sockets": [self.api_socket],
                     "allowed_vhost_tools": tools,
+                    "allowed_host_route_devices": list(host_route_devices),
                     "allowed_log_dirs": [str(self.log_dir)],
                     "allowed_device_info_dirs": [str(self.device_info_dir)],
                 }
@@ -136,7 +137,10 @@ class Node:
         extra_env: Mapping[str, str] | None = None,
         drop_env: tuple[str, ...] = (),
         stdin: bytes | None = None,
+        netns_exec: str = "",
     ) -> CniRun:
+        """Runs the plugin like a runtime; `netns_exec` runs it inside that network namespace
+        (`ip netns exec`), the way a test stands in for the host's namespace."""
         env = self.env(command, container_id, ifname, netns)
         env.update(extra_env or {})
         for name in drop_env:
@@ -146,7 +150,8 @@ class Node:
             if stdin is not None
             else json.dumps(config if config is not None else self.config()).encode()
         )
-        proc = subprocess.run([PLUGIN], input=data, env=env, capture_output=True, timeout=120, check=False)
+        argv = ["ip", "netns", "exec", netns_exec, PLUGIN] if netns_exec else [PLUGIN]
+        proc = subprocess.run(argv, input=data, env=env, capture_output=True, timeout=120, check=False)
         return CniRun(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
     def ports(self) -> dict[str, Any]:

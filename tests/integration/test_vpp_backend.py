@@ -4,6 +4,8 @@ emulator (or a real VPP when VPP_API_SOCKET is set)."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -274,3 +276,75 @@ def test_tool_backend_refuses_settings_it_cannot_carry_out(vpp: VppNode) -> None
     error = node.run("ADD", config, new_container_id()).assert_error(2)
     assert "vhost.mode='l2'" in error["details"]
     assert node.files() == set()
+
+
+def test_client_socket_mode_lets_the_pod_make_the_socket(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    info_path = node.device_info_dir / "net1.json"
+    config = node.vpp_config("1.1.0", socket_mode="client")
+    config["runtimeConfig"] = {"CNIDeviceInfoFile": str(info_path)}
+    result = node.run("ADD", config, cid).assert_ok()
+    socket_path = f"{node.cni_dir}/{cid}/{cid[:12]}-net1"
+    [port] = probe.ports(str(node.cni_dir)).values()
+    assert not port.is_server
+    assert not (node.cni_dir / cid / f"{cid[:12]}-net1").exists(), "VPP does not create it in client mode"
+    assert result["interfaces"][0]["socketPath"] == socket_path
+    assert json.loads(info_path.read_text())["vhost-user"] == {"mode": "server", "path": socket_path}
+    assert _record(vpp, cid)["socketMode"] == "client"
+    node.run("CHECK", {**config, "prevResult": result}, cid).assert_ok()
+    node.run("DEL", config, cid).assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+
+
+def test_check_reports_a_lost_neighbour(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config()
+    result = node.run("ADD", config, cid).assert_ok()
+    probe.delete_neighbor("10.56.217.131")
+    error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
+    assert "not wired as at ADD" in error["msg"]
+    assert "no static neighbour 10.56.217.131" in error["details"]
+    node.run("DEL", config, cid).assert_ok()
+
+
+def test_check_reports_a_port_that_left_its_bridge_domain(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config(mode="l2", bridge_domain=12)
+    result = node.run("ADD", config, cid).assert_ok()
+    [port] = probe.ports(str(node.cni_dir)).values()
+    probe.leave_bridge_domain(port.sw_if_index, 12)
+    error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
+    assert "not a member of bridge domain 12" in error["details"]
+    node.run("DEL", config, cid).assert_ok()
+    assert probe.ports(str(node.cni_dir)) == {}
+
+
+def test_socket_directory_and_file_access_for_a_non_root_app(vpp: VppNode) -> None:
+    node = vpp.node
+    cid = new_container_id()
+    config = node.vpp_config(socket_dir_mode="0750", socket_file_mode="0660", socket_group=4321)
+    node.run("ADD", config, cid).assert_ok()
+    directory = os.stat(node.cni_dir / cid)
+    socket = os.stat(node.cni_dir / cid / f"{cid[:12]}-net1")
+    assert (stat.S_IMODE(directory.st_mode), directory.st_gid) == (0o750, 4321)
+    assert stat.S_ISSOCK(socket.st_mode)
+    assert (stat.S_IMODE(socket.st_mode), socket.st_gid) == (0o660, 4321)
+    node.run("DEL", config, cid).assert_ok()
+
+
+@pytest.mark.parametrize(
+    ("vhost", "details"),
+    [
+        ({"socket_group": "no-such-group-here"}, "no group 'no-such-group-here'"),
+        ({"socket_file_mode": "0666"}, "must not let others write"),
+    ],
+)
+def test_bad_socket_access_settings_are_refused(vpp: VppNode, vhost: dict[str, object], details: str) -> None:
+    node = vpp.node
+    error = node.run("ADD", node.vpp_config(**vhost), new_container_id()).assert_error(7)
+    assert details in error["details"]
+    assert node.files() == set()
+    assert vpp.probe.ports(str(node.cni_dir)) == {}

@@ -68,5 +68,16 @@ class VppProbe:
         """Deletes a port behind the plugin's back, as an operator or a crash might."""
         assert self.papi.api.delete_vhost_user_if(sw_if_index=index).retval == 0
 
+    def delete_neighbor(self, ip: str) -> None:
+        index, mac = self.pod_neighbors()[ip]
+        neighbor = {"sw_if_index": index, "flags": 1, "mac_address": mac, "ip_address": ip}
+        assert self.papi.api.ip_neighbor_add_del(is_add=False, neighbor=neighbor).retval == 0
+
+    def leave_bridge_domain(self, index: int, bd_id: int) -> None:
+        reply = self.papi.api.sw_interface_set_l2_bridge(
+            rx_sw_if_index=index, bd_id=bd_id, port_type=0, shg=0, enable=False
+        )
+        assert reply.retval == 0
+
     def state(self, cni_dir: str) -> tuple[set[str], dict[str, int], dict[str, tuple[int, str]]]:
         return set(self.ports(cni_dir)), self.pod_routes(), self.pod_neighbors()

@@ -117,6 +117,7 @@ def test_record_renders_every_key_in_order() -> None:
         "socketMode",
         "ipAddr",
         "tag",
+        "hostRoute",
         "port",
         "result",
     ]

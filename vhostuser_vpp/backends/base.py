@@ -74,6 +74,7 @@ class PortState:
     name: str
     mac: str
     admin_up: bool | None  # None: the backend cannot tell
+    wiring_problems: tuple[str, ...] = ()  # how the wiring differs from what ADD made
 
 
 class PortBackend(Protocol):

@@ -48,18 +48,21 @@ BRIDGE_DOMAIN_TAG = "cni-vhostuser"
 _EMPTY_LABEL = {"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}
 
 # Messages every run needs, and those each wiring mode adds; where VPP offers a
-# newer variant it is preferred (create_vhost_user_if_v2, bridge_domain_add_del_v2).
-_COMMON = (
+# newer variant it is preferred (create_vhost_user_if_v2, bridge_domain_add_del_v2). Public:
+# `vhostuser-vpp doctor` checks a node against the same lists.
+COMMON_MESSAGES = (
     "sw_interface_dump",
     "sw_interface_set_flags",
     "sw_interface_vhost_user_dump",
     "delete_vhost_user_if",
 )
-_BY_MODE = {
-    "l3": ("sw_interface_set_unnumbered", "ip_route_add_del", "ip_neighbor_add_del"),
+MESSAGES_BY_MODE = {
+    "l3": ("sw_interface_set_unnumbered", "ip_route_add_del", "ip_neighbor_add_del", "ip_neighbor_dump"),
     "l2": ("sw_interface_set_l2_bridge", "bridge_domain_dump"),
     "none": (),
 }
+CREATE_VARIANTS = ("create_vhost_user_if_v2", "create_vhost_user_if")
+BRIDGE_DOMAIN_ADD_DEL_VARIANTS = ("bridge_domain_add_del_v2", "bridge_domain_add_del")
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,12 @@ class VppBackend:
         """Connects and checks that this VPP offers what the configured mode needs."""
         with _mapped("connecting to VPP"):
             self.client.connect()
-            needed = list(_COMMON) + list(_BY_MODE[self.options.mode])
-            self._create_msg = self._variant("create_vhost_user_if_v2", "create_vhost_user_if")
+            needed = list(COMMON_MESSAGES) + list(MESSAGES_BY_MODE[self.options.mode])
+            self._create_msg = self._variant(*CREATE_VARIANTS)
             if self.options.enable_event_idx and self._create_msg != "create_vhost_user_if_v2":
                 needed.append("create_vhost_user_if_v2")
             if self.options.mode == "l2":
-                self._bd_add_del_msg = self._variant("bridge_domain_add_del_v2", "bridge_domain_add_del")
+                self._bd_add_del_msg = self._variant(*BRIDGE_DOMAIN_ADD_DEL_VARIANTS)
             if self.options.mode == "l3" and self.options.create_loopback:
                 needed += ["create_loopback", "sw_interface_add_del_address", "sw_interface_tag_add_del"]
             missing = [self.client.why_missing(m) for m in needed if not self.client.offers(m)]
@@ -313,11 +316,33 @@ class VppBackend:
     def inspect(self, ref: PortRef) -> PortState | None:
         with _mapped(f"looking up {ref.name}"):
             found = self._find(ref)
-        if found is None:
-            return None
+            if found is None:
+                return None
+            problems = self._wiring_problems(ref, int(found.sw_if_index))
         return PortState(
-            name=found.interface_name, mac=str(found.l2_address), admin_up=bool(int(found.flags) & ADMIN_UP)
+            name=found.interface_name,
+            mac=str(found.l2_address),
+            admin_up=bool(int(found.flags) & ADMIN_UP),
+            wiring_problems=tuple(problems),
         )
+
+    def _wiring_problems(self, ref: PortRef, index: int) -> list[str]:
+        """Checks made with per-interface lookups only, since CRI-O runs CHECK after every
+        ADD: the static neighbour for L3 (the /32 route would need a full FIB dump, as
+        the messages we use have no per-prefix lookup), the membership for L2."""
+        mode = ref.handle.get("mode")
+        if mode == "l3" and ref.wiring is not None:
+            neighbours = self.client.dump("ip_neighbor_dump", sw_if_index=index, af=0)
+            wanted = (ref.wiring.pod_ip, ref.wiring.pod_mac)
+            if wanted not in {(str(n.neighbor.ip_address), str(n.neighbor.mac_address)) for n in neighbours}:
+                return [f"no static neighbour {wanted[0]} -> {wanted[1]}"]
+        if mode == "l2":
+            bd_id = int(ref.handle["bridge_domain"])
+            domains = self.client.dump("bridge_domain_dump", bd_id=bd_id, sw_if_index=ANY_INDEX)
+            members = {int(m.sw_if_index) for m in domains[0].sw_if_details} if domains else set()
+            if index not in members:
+                return [f"not a member of bridge domain {bd_id}"]
+        return []
 
     def _find(self, ref: PortRef) -> Any:
         """Our interface for `ref`: by name, confirmed by tag and socket path; else (after a VPP

@@ -14,6 +14,7 @@ import logging
 import secrets
 from collections.abc import Callable
 
+from vhostuser_vpp import hostnet
 from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, PortSpec, Wiring
 from vhostuser_vpp.cni.env import CmdArgs
 from vhostuser_vpp.cni.errors import CniCode, CniError
@@ -47,11 +48,17 @@ def run(args: CmdArgs) -> Result:
     device_info_file = inv.conf.runtime_config.device_info_file
     if device_info_file:
         inv.policy.check_device_info_file(device_info_file)
+    if inv.conf.vhost.host_route:
+        inv.policy.check_host_route_device(inv.conf.vhost.host_route)
+    try:
+        socket_gid = inv.conf.vhost.socket_gid()
+    except ValueError as err:
+        raise CniError(CniCode.INVALID_CONFIG, "invalid network config", str(err)) from err
     try:
         node_files.ensure_cni_dir(inv.conf.cni_dir)
         node_files.ensure_get_prefix(inv.conf.cni_dir)
         with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
-            return _add_locked(inv, attachment, lock)
+            return _add_locked(inv, attachment, lock, socket_gid)
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
@@ -60,7 +67,9 @@ def run(args: CmdArgs) -> Result:
         ) from err
 
 
-def _add_locked(inv: Invocation, attachment: Attachment, lock: ContainerLock) -> Result:
+def _add_locked(
+    inv: Invocation, attachment: Attachment, lock: ContainerLock, socket_gid: int | None
+) -> Result:
     with attachment.open_dir(create=False) as dir_fd:
         existing = attachment.read_record(dir_fd) if dir_fd is not None else None
     if existing is not None:
@@ -82,16 +91,20 @@ def _add_locked(inv: Invocation, attachment: Attachment, lock: ContainerLock) ->
     # anything was allocated.
     backend = backend_choice.open_for_add(inv.conf.vhost, inv.policy, inv.args.environ)
     try:
-        return _add_with_backend(inv, attachment, backend)
+        return _add_with_backend(inv, attachment, backend, socket_gid)
     finally:
         backend.close()
 
 
-def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBackend) -> Result:
+def _add_with_backend(
+    inv: Invocation, attachment: Attachment, backend: PortBackend, socket_gid: int | None
+) -> Result:
     with attachment.open_dir(create=True) as dir_fd, contextlib.ExitStack() as undo:
         if dir_fd is None:
             raise StoreError("container directory vanished", attachment.container_dir)
         undo.callback(_undo, "remove the container directory", attachment.remove_dir_if_empty)
+        vhost = inv.conf.vhost
+        attachment.set_dir_access(dir_fd, int(vhost.socket_dir_mode, 8), socket_gid)
         record = PortRecord(
             ifname=attachment.ifname,
             phase=PHASE_PENDING,
@@ -100,8 +113,10 @@ def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBack
             backend=backend.name,
             vhost_tool=(inv.conf.vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
             socket_path=attachment.socket_path,
+            socket_mode=inv.conf.vhost.socket_mode,
             tag=ownership_tag(attachment),
         )
+        vpp_is_server = inv.conf.vhost.socket_mode == "server"
         attachment.write_record(dir_fd, record)
         undo.callback(_undo, "remove the attachment's files", attachment.remove_files, dir_fd)
 
@@ -111,7 +126,9 @@ def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBack
         pod_mac = inv.conf.runtime_config.mac or random_mac()
 
         try:
-            port = backend.create_port(PortSpec(socket_path=attachment.socket_path, tag=record.tag))
+            port = backend.create_port(
+                PortSpec(socket_path=attachment.socket_path, tag=record.tag, is_server=vpp_is_server)
+            )
         except BackendError as err:
             raise errors.from_backend(err, "creating the vhost-user port") from err
         wiring = Wiring(pod_ip=ip4.ip, pod_mac=pod_mac, gateway_cidr=_gateway_cidr(ip4))
@@ -123,10 +140,19 @@ def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBack
             handle=port.handle,
         )
         undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
+        if vpp_is_server:
+            file_mode = int(vhost.socket_file_mode, 8) if vhost.socket_file_mode else None
+            attachment.set_socket_access(dir_fd, file_mode, socket_gid)
         try:
             wired = backend.wire(port, wiring)
         except BackendError as err:
             raise errors.from_backend(err, f"wiring {port.name} for {ip4.ip}") from err
+
+        host_route = inv.conf.vhost.host_route
+        if host_route:
+            _add_host_route(host_route, ip4.ip)
+            undo.callback(_undo, "remove the host route", hostnet.delete_route, host_route, ip4.ip)
+            record.host_route = host_route
 
         attachment.write_ip4_conf(
             dir_fd,
@@ -135,7 +161,7 @@ def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBack
         device_info_file = inv.conf.runtime_config.device_info_file
         if device_info_file:
             node_files.write_device_info(
-                device_info_file, node_files.device_info(attachment.socket_path, True)
+                device_info_file, node_files.device_info(attachment.socket_path, vpp_is_server)
             )
             undo.callback(
                 _undo, "remove the device-info file", node_files.remove_device_info, device_info_file
@@ -161,6 +187,13 @@ def _add_with_backend(inv: Invocation, attachment: Attachment, backend: PortBack
     return result
 
 
+def _add_host_route(device: str, pod_ip: str) -> None:
+    try:
+        hostnet.add_route(device, pod_ip)
+    except hostnet.HostRouteError as err:
+        raise CniError(CniCode.INTERNAL, "cannot route to the pod from the host", str(err)) from err
+
+
 def _gateway_cidr(ip: IPConfig) -> str | None:
     if not ip.gateway:
         return None
@@ -182,5 +215,5 @@ def _undo(what: str, step: Callable[..., object], *step_args: object) -> None:
     """Runs one rollback step; a failure is logged for the operator, never raised over the real error."""
     try:
         step(*step_args)
-    except (BackendError, CniError, StoreError, OSError) as err:
+    except (BackendError, CniError, StoreError, OSError, hostnet.HostRouteError) as err:
         log.error("rollback: could not %s: %s", what, err)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from vhostuser_vpp import hostnet
 from vhostuser_vpp.backends.base import BackendError
 from vhostuser_vpp.cni.env import CmdArgs
 from vhostuser_vpp.cni.errors import CniCode, CniError
@@ -26,9 +27,10 @@ def run(args: CmdArgs) -> None:
     try:
         with container_lock(inv.conf.cni_dir, attachment.container_id):
             record = _read_ready_record(attachment)
-            _check_files(attachment)
+            _check_files(attachment, record)
             _check_prev_result(inv, record)
             _check_port(inv, record)
+            _check_host_route(record)
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
@@ -52,8 +54,12 @@ def _read_ready_record(attachment: Attachment) -> PortRecord:
     return record
 
 
-def _check_files(attachment: Attachment) -> None:
-    for name in (attachment.socket_name, attachment.ip4_conf_name):
+def _check_files(attachment: Attachment, record: PortRecord) -> None:
+    # In client mode the pod's app makes the socket, perhaps only after CHECK.
+    names = [attachment.ip4_conf_name]
+    if record.socket_mode == "server":
+        names.append(attachment.socket_name)
+    for name in names:
         if not os.path.lexists(os.path.join(attachment.container_dir, name)):
             raise CniError(CniCode.INTERNAL, f"CHECK: {name} is missing", attachment.container_dir)
 
@@ -74,6 +80,14 @@ def _check_prev_result(inv: Invocation, record: PortRecord) -> None:
         )
     if record.ip_addr not in {ip.ip for ip in prev_result.ips}:
         raise CniError(CniCode.INTERNAL, "CHECK: prevResult does not hold the port's address", record.ip_addr)
+
+
+def _check_host_route(record: PortRecord) -> None:
+    if record.host_route and not hostnet.route_exists(record.host_route, record.ip_addr):
+        raise CniError(
+            CniCode.INTERNAL,
+            f"CHECK: the host has no route {record.ip_addr}/32 dev {record.host_route}",
+        )
 
 
 def _check_port(inv: Invocation, record: PortRecord) -> None:
@@ -98,3 +112,9 @@ def _check_port(inv: Invocation, record: PortRecord) -> None:
         )
     if state.admin_up is False:
         raise CniError(CniCode.INTERNAL, f"CHECK: {record.vhostname} is admin down")
+    if state.wiring_problems:
+        raise CniError(
+            CniCode.INTERNAL,
+            f"CHECK: {record.vhostname} is not wired as at ADD",
+            "; ".join(state.wiring_problems),
+        )

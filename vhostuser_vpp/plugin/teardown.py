@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from vhostuser_vpp import hostnet
 from vhostuser_vpp.backends.base import BackendError, PortRef, Wiring
-from vhostuser_vpp.cni.errors import CniError
+from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.plugin import backend_choice, errors
 from vhostuser_vpp.plugin.context import Invocation
 from vhostuser_vpp.store.attachment import Attachment, StoreError
@@ -73,6 +74,11 @@ def remove_attachment(
         if port_error is not None:
             failures.append(port_error)
             port_gone = False
+        if record.host_route and record.ip_addr:
+            try:
+                hostnet.delete_route(record.host_route, record.ip_addr)
+            except hostnet.HostRouteError as err:
+                failures.append(CniError(CniCode.INTERNAL, "cannot remove the host route", str(err)))
     try:
         inv.ipam.delete(ipam_env)
     except CniError as err:

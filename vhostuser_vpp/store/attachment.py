@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -102,6 +103,29 @@ class Attachment:
             yield fd
         finally:
             os.close(fd)
+
+    def set_dir_access(self, dir_fd: int, mode: int, gid: int | None) -> None:
+        try:
+            if gid is not None:
+                os.fchown(dir_fd, -1, gid)
+            os.fchmod(dir_fd, mode)
+        except OSError as exc:
+            raise StoreError(
+                "cannot set the container directory's access", f"{self.container_dir}: {exc}"
+            ) from exc
+
+    def set_socket_access(self, dir_fd: int, mode: int | None, gid: int | None) -> None:
+        """For the socket VPP (or the tool) made as root; anything but a socket is left alone."""
+        try:
+            st = os.stat(self.socket_name, dir_fd=dir_fd, follow_symlinks=False)
+            if not stat.S_ISSOCK(st.st_mode):
+                raise StoreError("VPP made no socket where expected", self.socket_path)
+            if gid is not None:
+                os.chown(self.socket_name, -1, gid, dir_fd=dir_fd, follow_symlinks=False)
+            if mode is not None:
+                os.chmod(self.socket_name, mode, dir_fd=dir_fd)
+        except OSError as exc:
+            raise StoreError("cannot set the socket's access", f"{self.socket_path}: {exc}") from exc
 
     def write_ip4_conf(self, dir_fd: int, conf: Ip4Conf) -> None:
         self._write(dir_fd, self.ip4_conf_name, conf.render())

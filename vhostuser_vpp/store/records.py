@@ -22,6 +22,7 @@ _JSON_KEYS = {
     "socket_path": "socketPath",
     "socket_mode": "socketMode",
     "ip_addr": "ipAddr",
+    "host_route": "hostRoute",
 }
 _ATTRS = {v: k for k, v in _JSON_KEYS.items()}
 
@@ -64,6 +65,7 @@ class PortRecord:
     socket_mode: str = "server"
     ip_addr: str = ""
     tag: str = ""
+    host_route: str = ""
     port: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
 
