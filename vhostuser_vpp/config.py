@@ -69,21 +69,34 @@ class VhostConf(_Strict):
     host_route: str | None = Field(None, pattern=r"^[^/\s:]{1,15}$")
     # So that a non-root DPDK app or QEMU can use the socket: the container
     # directory's mode, the socket's mode (server mode: VPP makes it as root), and the
-    # group both are given to. Modes are octal strings; "others" never get write.
+    # owner and group both are given to. Modes are octal strings; "others" never get write.
     socket_dir_mode: str = "0700"
     socket_file_mode: str | None = None
     socket_group: int | str | None = None
+    socket_owner: int | str | None = None
 
-    def socket_gid(self) -> int | None:
-        """The group as a number; a name is looked up in the node's group database."""
-        if self.socket_group is None or isinstance(self.socket_group, int):
-            return self.socket_group
+    def socket_ids(self) -> tuple[int, int]:
+        """(uid, gid) for the directory and socket, -1 for "leave as is"; names are looked
+        up in the node's user and group databases."""
         import grp
+        import pwd
 
+        uid = gid = -1
         try:
-            return grp.getgrnam(self.socket_group).gr_gid
+            if isinstance(self.socket_owner, int):
+                uid = self.socket_owner
+            elif self.socket_owner is not None:
+                uid = pwd.getpwnam(self.socket_owner).pw_uid
+        except KeyError:
+            raise ValueError(f"vhost.socket_owner: no user {self.socket_owner!r} on this node") from None
+        try:
+            if isinstance(self.socket_group, int):
+                gid = self.socket_group
+            elif self.socket_group is not None:
+                gid = grp.getgrnam(self.socket_group).gr_gid
         except KeyError:
             raise ValueError(f"vhost.socket_group: no group {self.socket_group!r} on this node") from None
+        return uid, gid
 
     @field_validator("vhost_tool", "api_socket")
     @classmethod

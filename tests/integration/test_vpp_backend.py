@@ -7,6 +7,7 @@ import json
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -325,13 +326,15 @@ def test_check_reports_a_port_that_left_its_bridge_domain(vpp: VppNode) -> None:
 def test_socket_directory_and_file_access_for_a_non_root_app(vpp: VppNode) -> None:
     node = vpp.node
     cid = new_container_id()
-    config = node.vpp_config(socket_dir_mode="0750", socket_file_mode="0660", socket_group=4321)
+    config = node.vpp_config(
+        socket_dir_mode="0750", socket_file_mode="0660", socket_owner=1234, socket_group=4321
+    )
     node.run("ADD", config, cid).assert_ok()
     directory = os.stat(node.cni_dir / cid)
     socket = os.stat(node.cni_dir / cid / f"{cid[:12]}-net1")
-    assert (stat.S_IMODE(directory.st_mode), directory.st_gid) == (0o750, 4321)
+    assert (stat.S_IMODE(directory.st_mode), directory.st_uid, directory.st_gid) == (0o750, 1234, 4321)
     assert stat.S_ISSOCK(socket.st_mode)
-    assert (stat.S_IMODE(socket.st_mode), socket.st_gid) == (0o660, 4321)
+    assert (stat.S_IMODE(socket.st_mode), socket.st_uid, socket.st_gid) == (0o660, 1234, 4321)
     node.run("DEL", config, cid).assert_ok()
 
 
@@ -339,10 +342,11 @@ def test_socket_directory_and_file_access_for_a_non_root_app(vpp: VppNode) -> No
     ("vhost", "details"),
     [
         ({"socket_group": "no-such-group-here"}, "no group 'no-such-group-here'"),
+        ({"socket_owner": "no-such-user-here"}, "no user 'no-such-user-here'"),
         ({"socket_file_mode": "0666"}, "must not let others write"),
     ],
 )
-def test_bad_socket_access_settings_are_refused(vpp: VppNode, vhost: dict[str, object], details: str) -> None:
+def test_bad_socket_access_settings_are_refused(vpp: VppNode, vhost: dict[str, Any], details: str) -> None:
     node = vpp.node
     error = node.run("ADD", node.vpp_config(**vhost), new_container_id()).assert_error(7)
     assert details in error["details"]

@@ -51,14 +51,14 @@ def run(args: CmdArgs) -> Result:
     if inv.conf.vhost.host_route:
         inv.policy.check_host_route_device(inv.conf.vhost.host_route)
     try:
-        socket_gid = inv.conf.vhost.socket_gid()
+        socket_ids = inv.conf.vhost.socket_ids()
     except ValueError as err:
         raise CniError(CniCode.INVALID_CONFIG, "invalid network config", str(err)) from err
     try:
         node_files.ensure_cni_dir(inv.conf.cni_dir)
         node_files.ensure_get_prefix(inv.conf.cni_dir)
         with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
-            return _add_locked(inv, attachment, lock, socket_gid)
+            return _add_locked(inv, attachment, lock, socket_ids)
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
@@ -68,7 +68,7 @@ def run(args: CmdArgs) -> Result:
 
 
 def _add_locked(
-    inv: Invocation, attachment: Attachment, lock: ContainerLock, socket_gid: int | None
+    inv: Invocation, attachment: Attachment, lock: ContainerLock, socket_ids: tuple[int, int]
 ) -> Result:
     with attachment.open_dir(create=False) as dir_fd:
         existing = attachment.read_record(dir_fd) if dir_fd is not None else None
@@ -91,20 +91,20 @@ def _add_locked(
     # anything was allocated.
     backend = backend_choice.open_for_add(inv.conf.vhost, inv.policy, inv.args.environ)
     try:
-        return _add_with_backend(inv, attachment, backend, socket_gid)
+        return _add_with_backend(inv, attachment, backend, socket_ids)
     finally:
         backend.close()
 
 
 def _add_with_backend(
-    inv: Invocation, attachment: Attachment, backend: PortBackend, socket_gid: int | None
+    inv: Invocation, attachment: Attachment, backend: PortBackend, socket_ids: tuple[int, int]
 ) -> Result:
     with attachment.open_dir(create=True) as dir_fd, contextlib.ExitStack() as undo:
         if dir_fd is None:
             raise StoreError("container directory vanished", attachment.container_dir)
         undo.callback(_undo, "remove the container directory", attachment.remove_dir_if_empty)
         vhost = inv.conf.vhost
-        attachment.set_dir_access(dir_fd, int(vhost.socket_dir_mode, 8), socket_gid)
+        attachment.set_dir_access(dir_fd, int(vhost.socket_dir_mode, 8), socket_ids)
         record = PortRecord(
             ifname=attachment.ifname,
             phase=PHASE_PENDING,
@@ -142,7 +142,7 @@ def _add_with_backend(
         undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
         if vpp_is_server:
             file_mode = int(vhost.socket_file_mode, 8) if vhost.socket_file_mode else None
-            attachment.set_socket_access(dir_fd, file_mode, socket_gid)
+            attachment.set_socket_access(dir_fd, file_mode, socket_ids)
         try:
             wired = backend.wire(port, wiring)
         except BackendError as err:

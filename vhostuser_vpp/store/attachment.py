@@ -104,24 +104,25 @@ class Attachment:
         finally:
             os.close(fd)
 
-    def set_dir_access(self, dir_fd: int, mode: int, gid: int | None) -> None:
+    def set_dir_access(self, dir_fd: int, mode: int, ids: tuple[int, int]) -> None:
+        """`ids` is (uid, gid), -1 leaving either as it is."""
         try:
-            if gid is not None:
-                os.fchown(dir_fd, -1, gid)
+            if ids != (-1, -1):
+                os.fchown(dir_fd, *ids)
             os.fchmod(dir_fd, mode)
         except OSError as exc:
             raise StoreError(
                 "cannot set the container directory's access", f"{self.container_dir}: {exc}"
             ) from exc
 
-    def set_socket_access(self, dir_fd: int, mode: int | None, gid: int | None) -> None:
+    def set_socket_access(self, dir_fd: int, mode: int | None, ids: tuple[int, int]) -> None:
         """For the socket VPP (or the tool) made as root; anything but a socket is left alone."""
         try:
             st = os.stat(self.socket_name, dir_fd=dir_fd, follow_symlinks=False)
             if not stat.S_ISSOCK(st.st_mode):
                 raise StoreError("VPP made no socket where expected", self.socket_path)
-            if gid is not None:
-                os.chown(self.socket_name, -1, gid, dir_fd=dir_fd, follow_symlinks=False)
+            if ids != (-1, -1):
+                os.chown(self.socket_name, *ids, dir_fd=dir_fd, follow_symlinks=False)
             if mode is not None:
                 os.chmod(self.socket_name, mode, dir_fd=dir_fd)
         except OSError as exc:
