@@ -68,6 +68,15 @@ class VppProbe:
         """Deletes a port behind the plugin's back, as an operator or a crash might."""
         assert self.papi.api.delete_vhost_user_if(sw_if_index=index).retval == 0
 
+    def make_gateway_loopback(self, gateway_cidr: str) -> None:
+        """loop0 with the pods' gateway address, as a node's VPP set-up would have it."""
+        index = self.papi.api.create_loopback(mac_address="00:00:00:00:00:00").sw_if_index
+        reply = self.papi.api.sw_interface_add_del_address(
+            sw_if_index=index, is_add=True, del_all=False, prefix=gateway_cidr
+        )
+        assert reply.retval == 0
+        assert self.papi.api.sw_interface_set_flags(sw_if_index=index, flags=1).retval == 0
+
     def delete_neighbor(self, ip: str) -> None:
         index, mac = self.pod_neighbors()[ip]
         neighbor = {"sw_if_index": index, "flags": 1, "mac_address": mac, "ip_address": ip}

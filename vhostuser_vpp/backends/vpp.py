@@ -190,10 +190,10 @@ class VppBackend:
                 )
                 undo.append(lambda: self._set_unnumbered(loop_index, index, False))
                 self.client.call(
-                    "ip_route_add_del", is_add=True, is_multipath=False, route=_route(wiring, index)
+                    "ip_route_add_del", is_add=True, is_multipath=False, route=pod_route(wiring, index)
                 )
                 undo.append(lambda: self._del_route(wiring, index))
-                self.client.call("ip_neighbor_add_del", is_add=True, neighbor=_neighbor(wiring, index))
+                self.client.call("ip_neighbor_add_del", is_add=True, neighbor=pod_neighbor(wiring, index))
         except BackendError:
             for step in reversed(undo):
                 self._ignore_errors(step)
@@ -294,7 +294,7 @@ class VppBackend:
     def _unwire_l3(self, ref: PortRef, wiring: Wiring, index: int | None) -> None:
         if index is not None:
             self._tolerate(
-                ERR_NO_SUCH_ENTRY, "ip_neighbor_add_del", is_add=False, neighbor=_neighbor(wiring, index)
+                ERR_NO_SUCH_ENTRY, "ip_neighbor_add_del", is_add=False, neighbor=pod_neighbor(wiring, index)
             )
         # Also when the interface is gone: VPP keeps its routes, pointing at an index
         # that the next port will get. The index only fills the path; VPP deletes the
@@ -394,7 +394,7 @@ class VppBackend:
             "ip_route_add_del",
             is_add=False,
             is_multipath=False,
-            route=_route(wiring, index),
+            route=pod_route(wiring, index),
         )
 
     def _tolerate(self, retval: int, message: str, **fields: Any) -> None:
@@ -413,7 +413,8 @@ class VppBackend:
             log.error("rollback step failed: %s", err)
 
 
-def _route(wiring: Wiring, index: int) -> dict[str, Any]:
+def pod_route(wiring: Wiring, index: int) -> dict[str, Any]:
+    """`ip_route_add_del`'s route: <pod-ip>/32 via the port (vpp_papi wants all 16 labels)."""
     path = {
         "sw_if_index": index,
         "table_id": 0,
@@ -430,7 +431,8 @@ def _route(wiring: Wiring, index: int) -> dict[str, Any]:
     return {"table_id": 0, "stats_index": 0, "prefix": f"{wiring.pod_ip}/32", "n_paths": 1, "paths": [path]}
 
 
-def _neighbor(wiring: Wiring, index: int) -> dict[str, Any]:
+def pod_neighbor(wiring: Wiring, index: int) -> dict[str, Any]:
+    """`ip_neighbor_add_del`'s static entry pod-ip -> pod-mac on the port."""
     return {
         "sw_if_index": index,
         "flags": NEIGHBOR_STATIC,
