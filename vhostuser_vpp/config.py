@@ -15,9 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vhostuser_vpp.cni.errors import CniCode, CniError
+from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 
-DEFAULT_CNI_DIR = "/var/lib/cni/vhostuser"
-DEFAULT_API_SOCKET = "/run/vpp/api.sock"
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _PLUGIN_TYPE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 _VPP_IFNAME = r"^[A-Za-z][A-Za-z0-9/._:-]{0,62}$"

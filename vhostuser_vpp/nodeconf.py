@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vhostuser_vpp.cni.errors import CniCode, CniError
-from vhostuser_vpp.config import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
+from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 
 DEFAULT_PATH = "/etc/cni/vhostuser-vpp.json"
 PATH_ENV = "VHOSTUSER_VPP_NODE_CONFIG"

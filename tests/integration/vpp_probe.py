@@ -25,9 +25,13 @@ class VppProbe:
         self.papi: Any = None
 
     def __enter__(self) -> VppProbe:
+        self.reconnect()
+        return self
+
+    def reconnect(self) -> None:
+        """A fresh connection, e.g. after VPP restarted and dropped the old one."""
         self.papi = VPPApiClient(apifiles=api_json_paths(), server_address=self.api_socket, read_timeout=10)
         self.papi.connect("vhostuser-tests")
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.papi is not None and self.papi.transport.connected:

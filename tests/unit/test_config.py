@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from vhostuser_vpp.cni.errors import CniError
-from vhostuser_vpp.config import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR, NetConf, parse_netconf
+from vhostuser_vpp.config import NetConf, parse_netconf
+from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 
 CASES = sorted((Path(__file__).parent / "cases").glob("bad-config-*.json"))
 

@@ -13,8 +13,11 @@ ADD and DEL never dump all interfaces unless a port cannot be found by name.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,7 @@ ERR_BD_IN_USE = -120
 VHOST_NAME_PREFIX = "VirtualEthernet"
 # Bridge domains the plugin creates carry this tag; the last DEL leaving one empty removes it.
 BRIDGE_DOMAIN_TAG = "cni-vhostuser"
+GATEWAY_TAG_PREFIX = "cni-gw:"
 _EMPTY_LABEL = {"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}
 
 # Messages every run needs, and those each wiring mode adds; where VPP offers a
@@ -80,6 +84,19 @@ class VppOptions:
     disable_mrg_rxbuf: bool = False
     disable_indirect_desc: bool = False
     port_mac: str | None = None
+    # A file to flock while creating node-wide objects (the gateway loopback).
+    setup_lock: str = "/run/vhostuser-vpp-setup.lock"
+
+    def recorded(self) -> dict[str, Any]:
+        """What `restore` needs to make the port again as it was, kept in the record."""
+        keys = (
+            "enable_gso",
+            "enable_packed",
+            "enable_event_idx",
+            "disable_mrg_rxbuf",
+            "disable_indirect_desc",
+        )
+        return {key: getattr(self, key) for key in keys}
 
 
 class VppBackend:
@@ -156,7 +173,8 @@ class VppBackend:
             self._ignore_errors(lambda: self.client.call("delete_vhost_user_if", sw_if_index=index))
             raise
         log.info("created %s (sw_if_index %d) at %s", details.interface_name, index, spec.socket_path)
-        return Port(name=details.interface_name, mac=str(details.l2_address), handle={"sw_if_index": index})
+        handle = {"sw_if_index": index, "settings": opts.recorded()}
+        return Port(name=details.interface_name, mac=str(details.l2_address), handle=handle)
 
     def _adopt_existing(self, index: int, spec: PortSpec) -> int:
         """-79: an interface has this socket path already. A retried ADD may find its own
@@ -198,26 +216,43 @@ class VppBackend:
             for step in reversed(undo):
                 self._ignore_errors(step)
             raise
-        return {"mode": "l3", "unnumbered_to": self.options.unnumbered_to}
+        return {
+            "mode": "l3",
+            "unnumbered_to": self.options.unnumbered_to,
+            "create_loopback": self.options.create_loopback,
+        }
 
     def _unnumbered_source(self, wiring: Wiring) -> int:
         name = self.options.unnumbered_to
-        found = self._interface_named(name)
+        found = self._gateway_interface(name)
         if found is not None:
-            return int(found.sw_if_index)
+            return found
         if not self.options.create_loopback or not wiring.gateway_cidr:
             raise BackendMisconfigured(
                 f"VPP has no interface {name!r} to lend the pods' gateway address (vhost.unnumbered_to)",
                 "create it with the gateway address, or set vhost.create_loopback",
             )
-        return self._create_loopback(name, wiring.gateway_cidr)
+        # Pods start in parallel: one plugin makes the loopback, the others find it.
+        with _file_lock(self.options.setup_lock):
+            found = self._gateway_interface(name)
+            return found if found is not None else self._create_loopback(name, wiring.gateway_cidr)
+
+    def _gateway_interface(self, name: str) -> int | None:
+        """By name; else a loopback we made for that name (VPP names it loopN, N its choice)."""
+        found = self._interface_named(name)
+        if found is None:
+            tag = f"{GATEWAY_TAG_PREFIX}{name}"
+            found = next((d for d in self._interfaces_named_like("loop") if d.tag == tag), None)
+        return int(found.sw_if_index) if found is not None else None
 
     def _create_loopback(self, name: str, gateway_cidr: str) -> int:
         index = int(self.client.call("create_loopback", mac_address="00:00:00:00:00:00").sw_if_index)
         self.client.call(
             "sw_interface_add_del_address", sw_if_index=index, is_add=True, del_all=False, prefix=gateway_cidr
         )
-        self.client.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=f"cni-gw:{name}")
+        self.client.call(
+            "sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=f"{GATEWAY_TAG_PREFIX}{name}"
+        )
         self.client.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP)
         log.info("created loopback (sw_if_index %d) with gateway %s", index, gateway_cidr)
         return index
@@ -268,17 +303,17 @@ class VppBackend:
         with _mapped(f"deleting {ref.name or ref.socket_path}"):
             found = self._find(ref)
             index = int(found.sw_if_index) if found is not None else None
-            mode = ref.handle.get("mode", "")
+            mode, bd_id = self._wiring_of(ref)
             if index is not None:
                 self._tolerate(ERR_INVALID_SW_IF_INDEX, "sw_interface_set_flags", sw_if_index=index, flags=0)
             if mode == "l3" and ref.wiring is not None:
                 self._unwire_l3(ref, ref.wiring, index)
-            if mode == "l2" and index is not None:
+            if mode == "l2" and index is not None and bd_id is not None:
                 self._tolerate(
                     ERR_INVALID_SW_IF_INDEX,
                     "sw_interface_set_l2_bridge",
                     rx_sw_if_index=index,
-                    bd_id=int(ref.handle["bridge_domain"]),
+                    bd_id=bd_id,
                     port_type=0,
                     shg=0,
                     enable=False,
@@ -288,8 +323,15 @@ class VppBackend:
                 log.info("deleted %s (sw_if_index %d)", found.interface_name if found else "", index)
             else:
                 log.info("no VPP interface for %s; nothing to delete", ref.socket_path)
-            if mode == "l2":
-                self._delete_bridge_domain_if_empty(int(ref.handle["bridge_domain"]))
+            if mode == "l2" and bd_id is not None:
+                self._delete_bridge_domain_if_empty(bd_id)
+
+    def _wiring_of(self, ref: PortRef) -> tuple[str, int | None]:
+        """How the port was wired: as the record says, else (an ADD rolling back before its
+        record was written) as this backend was configured to wire it."""
+        mode = str(ref.handle.get("mode", self.options.mode))
+        bd_id = ref.handle.get("bridge_domain", self.options.bridge_domain)
+        return mode, int(bd_id) if bd_id is not None else None
 
     def _unwire_l3(self, ref: PortRef, wiring: Wiring, index: int | None) -> None:
         if index is not None:
@@ -330,14 +372,13 @@ class VppBackend:
         """Checks made with per-interface lookups only, since CRI-O runs CHECK after every
         ADD: the static neighbour for L3 (the /32 route would need a full FIB dump, as
         the messages we use have no per-prefix lookup), the membership for L2."""
-        mode = ref.handle.get("mode")
+        mode, bd_id = self._wiring_of(ref)
         if mode == "l3" and ref.wiring is not None:
             neighbours = self.client.dump("ip_neighbor_dump", sw_if_index=index, af=0)
             wanted = (ref.wiring.pod_ip, ref.wiring.pod_mac)
             if wanted not in {(str(n.neighbor.ip_address), str(n.neighbor.mac_address)) for n in neighbours}:
                 return [f"no static neighbour {wanted[0]} -> {wanted[1]}"]
-        if mode == "l2":
-            bd_id = int(ref.handle["bridge_domain"])
+        if mode == "l2" and bd_id is not None:
             domains = self.client.dump("bridge_domain_dump", bd_id=bd_id, sw_if_index=ANY_INDEX)
             members = {int(m.sw_if_index) for m in domains[0].sw_if_details} if domains else set()
             if index not in members:
@@ -411,6 +452,16 @@ class VppBackend:
             step()
         except (VppError, BackendError) as err:
             log.error("rollback step failed: %s", err)
+
+
+@contextlib.contextmanager
+def _file_lock(path: str) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def pod_route(wiring: Wiring, index: int) -> dict[str, Any]:

@@ -17,6 +17,16 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "version": ("vhostuser_vpp.cli.version", "print the version of the plugin and its CNI support"),
     "sim": ("vhostuser_vpp.cli.sim", "run a VPP API emulator for tests and demos (no packets move)"),
+    "ports": ("vhostuser_vpp.cli.ports", "list pod ports: the plugin's records joined with VPP's view"),
+    "show": ("vhostuser_vpp.cli.show", "everything about one port: record, files, VPP state, route"),
+    "gc": ("vhostuser_vpp.cli.gc", "remove ports, records, routes and bridge domains no pod owns"),
+    "doctor": ("vhostuser_vpp.cli.doctor", "check that this node can serve the plugin, with fixes"),
+    "create": ("vhostuser_vpp.cli.create", "make a vhost-user port outside any pod, for manual tests"),
+    "delete": ("vhostuser_vpp.cli.delete", "delete a port made with `create` (others need --force)"),
+    "restore": (
+        "vhostuser_vpp.cli.restore",
+        "after a VPP restart, make the ports the records describe again",
+    ),
 }
 
 

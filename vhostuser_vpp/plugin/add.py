@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import secrets
+import os
 from collections.abc import Callable
 
 from vhostuser_vpp import hostnet
@@ -19,9 +19,10 @@ from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, Port
 from vhostuser_vpp.cni.env import CmdArgs
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.cni.results import Interface, IPConfig, Result
+from vhostuser_vpp.defaults import ownership_tag
 from vhostuser_vpp.plugin import backend_choice, errors
 from vhostuser_vpp.plugin.backend_choice import BACKEND_TOOL
-from vhostuser_vpp.plugin.context import Invocation, check_socket_path, ownership_tag, prepare
+from vhostuser_vpp.plugin.context import Invocation, check_socket_path, prepare
 from vhostuser_vpp.plugin.teardown import remove_attachment
 from vhostuser_vpp.store import node_files
 from vhostuser_vpp.store.attachment import Attachment, StoreError
@@ -36,7 +37,7 @@ RECORDED_RESULT_VERSION = "1.1.0"
 
 def random_mac() -> str:
     """A locally administered unicast MAC, like the ones the original plugin handed out."""
-    octets = bytearray(secrets.token_bytes(6))
+    octets = bytearray(os.urandom(6))
     octets[0] = (octets[0] & 0xFC) | 0x02
     return ":".join(f"{b:02x}" for b in octets)
 
@@ -89,7 +90,7 @@ def _add_locked(
 
     # Opening the backend first means an unreachable VPP fails the ADD before
     # anything was allocated.
-    backend = backend_choice.open_for_add(inv.conf.vhost, inv.policy, inv.args.environ)
+    backend = backend_choice.open_for_add(inv)
     try:
         return _add_with_backend(inv, attachment, backend, socket_ids)
     finally:
@@ -114,7 +115,7 @@ def _add_with_backend(
             vhost_tool=(inv.conf.vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
             socket_path=attachment.socket_path,
             socket_mode=inv.conf.vhost.socket_mode,
-            tag=ownership_tag(attachment),
+            tag=ownership_tag(attachment.container_id, attachment.ifname),
         )
         vpp_is_server = inv.conf.vhost.socket_mode == "server"
         attachment.write_record(dir_fd, record)

@@ -9,15 +9,14 @@ choice, so an edited NAD cannot strand the ports it made.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 from vhostuser_vpp.backends.base import BackendError, PortBackend
 from vhostuser_vpp.backends.tool import ToolBackend
 from vhostuser_vpp.cni.errors import CniCode, CniError
-from vhostuser_vpp.config import VhostConf
-from vhostuser_vpp.nodeconf import NodePolicy
 from vhostuser_vpp.plugin import errors
+from vhostuser_vpp.plugin.context import Invocation
+from vhostuser_vpp.store.lock import node_setup_lock_path
+from vhostuser_vpp.store.records import PortRecord
 
 log = logging.getLogger(__name__)
 
@@ -25,40 +24,35 @@ BACKEND_VPP = "vpp"
 BACKEND_TOOL = "tool"
 
 
-def open_for_add(vhost: VhostConf, policy: NodePolicy, environ: Mapping[str, str]) -> PortBackend:
+def open_for_add(inv: Invocation) -> PortBackend:
+    vhost = inv.conf.vhost
     if vhost.backend == BACKEND_TOOL:
-        return open_tool(vhost.vhost_tool, vhost, policy, environ)
+        return open_tool(inv, vhost.vhost_tool)
     try:
-        return open_vpp(vhost, policy, vhost.mode)
+        return open_vpp(inv, vhost.mode)
     except CniError as vpp_error:
         if vhost.backend == BACKEND_VPP or not vhost.vhost_tool:
             if vhost.backend == "auto":
                 vpp_error.details += "; no vhost.vhost_tool is configured to fall back to"
             raise
         log.warning("VPP binary API cannot serve (%s); falling back to vhost_tool", vpp_error)
-        return open_tool(vhost.vhost_tool, vhost, policy, environ)
+        return open_tool(inv, vhost.vhost_tool)
 
 
-def open_recorded(
-    backend: str,
-    vhost_tool: str,
-    port: Mapping[str, Any],
-    vhost: VhostConf,
-    policy: NodePolicy,
-    environ: Mapping[str, str],
-) -> PortBackend:
-    """The backend an existing record names; records of the original plugin name only a tool."""
-    if backend == BACKEND_VPP:
-        return open_vpp(vhost, policy, str(port.get("mode", vhost.mode)))
-    if vhost_tool:
-        return open_tool(vhost_tool, vhost, policy, environ, check_options=False)
-    return open_for_add(vhost, policy, environ)
+def open_recorded(inv: Invocation, record: PortRecord) -> PortBackend:
+    """The backend a record names; records of the original plugin name only a tool."""
+    if record.backend == BACKEND_VPP:
+        return open_vpp(inv, str(record.port.get("mode", inv.conf.vhost.mode)))
+    if record.vhost_tool:
+        return open_tool(inv, record.vhost_tool, check_options=False)
+    return open_for_add(inv)
 
 
-def open_vpp(vhost: VhostConf, policy: NodePolicy, mode: str) -> PortBackend:
+def open_vpp(inv: Invocation, mode: str) -> PortBackend:
     from vhostuser_vpp.backends.vpp import VppBackend, VppOptions
 
-    policy.check_api_socket(vhost.api_socket)
+    vhost = inv.conf.vhost
+    inv.policy.check_api_socket(vhost.api_socket)
     options = VppOptions(
         api_socket=vhost.api_socket,
         connect_timeout=vhost.connect_timeout,
@@ -73,6 +67,7 @@ def open_vpp(vhost: VhostConf, policy: NodePolicy, mode: str) -> PortBackend:
         disable_mrg_rxbuf=vhost.disable_mrg_rxbuf,
         disable_indirect_desc=vhost.disable_indirect_desc,
         port_mac=vhost.port_mac,
+        setup_lock=node_setup_lock_path(inv.conf.cni_dir),
     )
     backend = VppBackend(options)
     try:
@@ -83,13 +78,8 @@ def open_vpp(vhost: VhostConf, policy: NodePolicy, mode: str) -> PortBackend:
     return backend
 
 
-def open_tool(
-    tool: str | None,
-    vhost: VhostConf,
-    policy: NodePolicy,
-    environ: Mapping[str, str],
-    check_options: bool = True,
-) -> ToolBackend:
+def open_tool(inv: Invocation, tool: str | None, check_options: bool = True) -> ToolBackend:
+    vhost = inv.conf.vhost
     if not tool:
         raise CniError(CniCode.INVALID_CONFIG, "vhost.backend is 'tool' but vhost.vhost_tool is not set")
     unsupported = vhost.tool_unsupported() if check_options else []
@@ -99,5 +89,5 @@ def open_tool(
             "the vhost_tool backend cannot carry out these settings",
             ", ".join(unsupported),
         )
-    policy.check_vhost_tool(tool)
-    return ToolBackend(tool, vhost.tool_timeout, environ)
+    inv.policy.check_vhost_tool(tool)
+    return ToolBackend(tool, vhost.tool_timeout, inv.args.environ)

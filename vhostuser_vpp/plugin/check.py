@@ -91,9 +91,7 @@ def _check_host_route(record: PortRecord) -> None:
 
 
 def _check_port(inv: Invocation, record: PortRecord) -> None:
-    backend = backend_choice.open_recorded(
-        record.backend, record.vhost_tool, record.port, inv.conf.vhost, inv.policy, inv.args.environ
-    )
+    backend = backend_choice.open_recorded(inv, record)
     try:
         state = backend.inspect(port_ref(record))
     except BackendError as err:

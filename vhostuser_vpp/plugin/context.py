@@ -15,9 +15,6 @@ from vhostuser_vpp.store.attachment import SOCKET_PATH_MAX, Attachment
 
 log = logging.getLogger(__name__)
 
-# A VPP tag holds 63 characters; the container ID prefix and ifname fit with room to spare.
-TAG_PREFIX = "cni"
-
 
 @dataclass(frozen=True)
 class Invocation:
@@ -32,10 +29,6 @@ class Invocation:
             container_id=container_id or self.args.container_id,
             ifname=ifname or self.args.ifname,
         )
-
-
-def ownership_tag(attachment: Attachment) -> str:
-    return f"{TAG_PREFIX}:{attachment.container_id[:12]}:{attachment.ifname}"
 
 
 def prepare(args: CmdArgs) -> Invocation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import IO
@@ -31,4 +32,10 @@ def main() -> None:
         about=f"vhostuser CNI plugin (vhostuser-vpp {__version__})",
     )
     handlers = Handlers(add=add.run, delete=delete.run, check=check.run, status=status.run, gc=gc.run)
-    sys.exit(dispatcher.run(handlers))
+    code = dispatcher.run(handlers)
+    # Everything is done and printed: skip the interpreter's teardown (module and
+    # thread clean-up, ~20 ms of every pod's start-up), as a Go plugin would.
+    logging.shutdown()
+    result_out.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def run(args: CmdArgs) -> None:
     inv = prepare(args)
     try:
-        backend = backend_choice.open_for_add(inv.conf.vhost, inv.policy, inv.args.environ)
+        backend = backend_choice.open_for_add(inv)
     except CniError as err:
         raise CniError(CniCode.PLUGIN_NOT_AVAILABLE, f"no backend available: {err.msg}", err.details) from err
     try:

@@ -39,9 +39,7 @@ def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
         log.info("no VPP interface recorded (ADD stopped before creating it)")
         return None
     try:
-        backend = backend_choice.open_recorded(
-            record.backend, record.vhost_tool, record.port, inv.conf.vhost, inv.policy, inv.args.environ
-        )
+        backend = backend_choice.open_recorded(inv, record)
     except CniError as err:
         return err
     try:

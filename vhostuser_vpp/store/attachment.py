@@ -148,11 +148,15 @@ class Attachment:
             raise StoreError("the port record is corrupt", f"{self.record_name}: {exc}") from exc
 
     def remove_files(self, dir_fd: int) -> None:
+        """Removes all it can; one that cannot go does not keep the others."""
+        problems = []
         for name in self.file_names():
             try:
                 atomic.remove_file(dir_fd, name)
             except OSError as exc:
-                raise StoreError("cannot remove a file", f"{name}: {exc}") from exc
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise StoreError("cannot remove files", "; ".join(problems))
 
     def remove_ip4_conf(self, dir_fd: int) -> None:
         try:

@@ -21,6 +21,11 @@ _POLL_START_S = 0.005
 _POLL_MAX_S = 0.1
 
 
+def node_setup_lock_path(cni_dir: str) -> str:
+    """The lock held while creating node-wide VPP objects (the gateway loopback)."""
+    return os.path.join(cni_dir, LOCK_DIR_NAME, "vpp-setup.lock")
+
+
 class LockTimeout(Exception):
     pass
 

@@ -1,0 +1,457 @@
+"""The operator CLI (`vhostuser-vpp ports|show|gc|doctor|create|delete`) as an operator runs it:
+the installed executable, against the emulator (or a real VPP), with ports made by real
+plugin ADDs and leftovers made behind the plugin's back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import NETWORK, VppNode, new_container_id
+from vhostuser_vpp.sim import Emulator
+from vhostuser_vpp.store.lock import container_lock
+
+CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def doc(self) -> Any:
+        return json.loads(self.stdout)
+
+    def line_with(self, text: str) -> str:
+        lines = [line for line in self.stdout.splitlines() if text in line]
+        assert len(lines) == 1, f"{text!r} in {len(lines)} lines of:\n{self.stdout}"
+        return lines[0]
+
+
+def cli(vpp: VppNode, *args: str, api_socket: str | None = None, cni_dir: bool = True) -> Run:
+    node = vpp.node
+    command = [CLI, *args, "--api-socket", api_socket or node.api_socket]
+    if cni_dir:
+        command += ["--cni-dir", str(node.cni_dir)]
+    env = {**os.environ, "VHOSTUSER_VPP_NODE_CONFIG": str(node.node_config)}
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def add(vpp: VppNode, cid: str, ifname: str = "net1", **vhost: Any) -> dict[str, Any]:
+    result: dict[str, Any] = vpp.node.run("ADD", vpp.node.vpp_config(**vhost), cid, ifname).assert_ok()
+    return result
+
+
+def socket_of(vpp: VppNode, cid: str, ifname: str = "net1") -> str:
+    return f"{vpp.node.cni_dir}/{cid}/{cid[:12]}-{ifname}"
+
+
+def index_of(vpp: VppNode, cid: str, ifname: str = "net1") -> int:
+    return int(vpp.probe.ports(str(vpp.node.cni_dir))[socket_of(vpp, cid, ifname)].sw_if_index)
+
+
+def by_container(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["container_id"]: row for row in doc["ports"]}
+
+
+def attachment_files(vpp: VppNode, cid: str, ifname: str = "net1") -> set[str]:
+    prefix = f"{cid}/{cid[:12]}-{ifname}"
+    return {cid, prefix, f"{prefix}-ip4.conf", f"{prefix}.json"}
+
+
+# -- ports -------------------------------------------------------------------------------------
+
+
+def test_ports_joins_each_pods_record_with_its_vpp_port(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    first, second = new_container_id(), new_container_id()
+    results = {cid: add(vpp, cid) for cid in (first, second)}
+    emulator.frontend_connect(index_of(vpp, first))
+
+    table = cli(vpp, "ports")
+    assert table.code == 0, table.stderr
+    row = table.line_with(first[:12])
+    assert row.split()[0] == first[:12], "the table shows 12 characters of the container ID"
+    for text in ("net1", f"VirtualEthernet0/0/{index_of(vpp, first) - 1}", "up/up", "connected", " ok"):
+        assert text in row
+    assert "up/down" in table.line_with(second[:12])
+
+    doc = cli(vpp, "ports", "-o", "json")
+    assert doc.code == 0
+    rows = by_container(doc.doc)
+    assert set(rows) == {first, second}
+    for cid, result in results.items():
+        port = vpp.probe.ports(str(vpp.node.cni_dir))[socket_of(vpp, cid)]
+        iface = vpp.probe.interface(port.sw_if_index)
+        got = rows[cid]
+        assert got["status"] == "ok"
+        assert got["sw_if_index"] == port.sw_if_index
+        assert got["interface"] == iface.interface_name
+        assert got["socket"] == socket_of(vpp, cid)
+        assert got["pod_ip"] == result["ips"][0]["address"].split("/")[0]
+        assert got["pod_mac"] == result["interfaces"][0]["mac"]
+        assert got["gateway_mac"] == str(iface.l2_address)
+        assert got["backend"] == "vpp" and got["network"] == NETWORK
+    assert (rows[first]["frontend_connected"], rows[first]["num_regions"]) == (True, 1)
+    assert (rows[second]["frontend_connected"], rows[second]["num_regions"]) == (False, 0)
+
+
+def test_ports_names_every_kind_of_leftover_and_exits_1(vpp: VppNode) -> None:
+    ok, missing, orphan, stale = (new_container_id() for _ in range(4))
+    for cid in (ok, missing, orphan, stale):
+        add(vpp, cid)
+    vpp.probe.delete_port(index_of(vpp, missing))
+    (vpp.node.cni_dir / orphan / f"{orphan[:12]}-net1.json").unlink()
+    Path(socket_of(vpp, stale)).unlink()
+    manual = cli(vpp, "create", "--socket", str(vpp.node.root / "manual.sock"), "--tag", "try", cni_dir=False)
+    assert manual.code == 0, manual.stderr
+
+    table = cli(vpp, "ports")
+    assert table.code == 1
+    assert "missing in VPP" in table.line_with(missing[:12])
+    assert "orphan in VPP" in table.line_with(orphan[:12])
+    assert "stale files" in table.line_with(stale[:12])
+    assert table.line_with(ok[:12]).rstrip().endswith("ok")
+    assert "manual.sock" not in table.stdout, "ports without a cni: tag need --all"
+
+    rows = by_container(cli(vpp, "ports", "-o", "json").doc)
+    assert {cid: row["status"] for cid, row in rows.items()} == {
+        ok: "ok",
+        missing: "missing in VPP",
+        orphan[:12]: "orphan in VPP",
+        stale: "stale files",
+    }
+    assert rows[orphan[:12]]["tag"] == f"cni:{orphan[:12]}:net1"
+
+    everything = cli(vpp, "ports", "--all", "-o", "json").doc["ports"]
+    [listed] = [row for row in everything if row["socket"] == str(vpp.node.root / "manual.sock")]
+    assert listed["status"] == "manual"
+
+
+def test_an_unreachable_vpp_is_exit_3(vpp: VppNode) -> None:
+    absent = str(vpp.node.root / "absent.sock")
+    for command in (["ports"], ["show", "abc"], ["gc", "--dry-run"]):
+        run = cli(vpp, *command, api_socket=absent)
+        assert run.code == 3, (command, run)
+        assert "no VPP API socket" in run.stderr
+        assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["show"], ["gc", "--bogus"], ["create"], ["ports", "--timeout", "0"], ["delete"], ["ports", "-o", "x"]],
+)
+def test_usage_errors_are_exit_2(vpp: VppNode, command: list[str]) -> None:
+    run = cli(vpp, *command)
+    assert run.code == 2, run
+    assert "usage:" in run.stderr
+
+
+# -- show --------------------------------------------------------------------------------------
+
+
+def test_show_tells_everything_about_one_port(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    cid = new_container_id()
+    result = add(vpp, cid)
+    index = index_of(vpp, cid)
+    emulator.frontend_connect(index)
+    pod_ip, pod_mac = result["ips"][0]["address"].split("/")[0], result["interfaces"][0]["mac"]
+
+    run = cli(vpp, "show", cid[:8], "-o", "json")
+    assert run.code == 0, run.stderr
+    doc = run.doc
+    assert doc["port"]["status"] == "ok" and doc["port"]["container_id"] == cid
+    assert doc["record"]["containerID"] == cid and doc["record"]["ipAddr"] == pod_ip
+    assert all(f["present"] for f in doc["files"]) and len(doc["files"]) == 4
+    assert doc["interface"]["tag"] == f"cni:{cid[:12]}:net1" and doc["interface"]["sw_if_index"] == index
+    vhost = doc["vhost_user"]
+    assert vhost["num_regions"] == 1 and vhost["socket"] == socket_of(vpp, cid)
+    assert {"MRG_RXBUF", "VERSION_1"} <= set(vhost["features"])
+    assert doc["routes"] == [
+        {"prefix": f"{pod_ip}/32", "sw_if_index": index, "interface": doc["interface"]["name"]}
+    ]
+    assert doc["neighbours"] == [{"ip": pod_ip, "mac": pod_mac, "sw_if_index": index, "static": True}]
+
+    table = cli(vpp, "show", doc["interface"]["name"])
+    assert table.code == 0
+    assert cid in table.stdout and "MRG_RXBUF" in table.stdout
+    assert f"{pod_ip}/32" in table.line_with("via")
+
+
+def test_show_refuses_an_ambiguous_or_unknown_target(vpp: VppNode) -> None:
+    first, second = new_container_id(), new_container_id()
+    add(vpp, first)
+    add(vpp, second)
+    run = cli(vpp, "show", "net1")
+    assert run.code == 1
+    assert "matches 2 ports" in run.stderr
+    assert first[:12] in run.stdout and second[:12] in run.stdout
+    unknown = cli(vpp, "show", "no-such-pod")
+    assert unknown.code == 1
+    assert "no port matches" in unknown.stderr
+
+
+def test_show_of_a_port_vpp_lost_exits_1_with_its_files(vpp: VppNode) -> None:
+    cid = new_container_id()
+    add(vpp, cid)
+    vpp.probe.delete_port(index_of(vpp, cid))
+    run = cli(vpp, "show", cid, "-o", "json")
+    assert run.code == 1
+    assert run.doc["port"]["status"] == "missing in VPP"
+    assert run.doc["interface"] is None
+    present = {Path(f["path"]).name: f["present"] for f in run.doc["files"]}
+    assert present[f"{cid[:12]}-net1.json"] and not present[f"{cid[:12]}-net1"]
+
+
+# -- gc ----------------------------------------------------------------------------------------
+
+
+def test_gc_dry_run_changes_nothing_and_gc_leaves_only_what_pods_own(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    keep, missing, orphan = new_container_id(), new_container_id(), new_container_id()
+    results = {cid: add(vpp, cid) for cid in (keep, missing, orphan)}
+    missing_ip = results[missing]["ips"][0]["address"].split("/")[0]
+    probe.delete_port(index_of(vpp, missing))
+    (node.cni_dir / orphan / f"{orphan[:12]}-net1.json").unlink()
+    manual_socket = str(node.root / "manual.sock")
+    assert cli(vpp, "create", "--socket", manual_socket, cni_dir=False).code == 0
+    untagged = probe.papi.api.create_vhost_user_if_v2(
+        is_server=True, sock_filename=str(node.root / "untagged.sock"), tag=""
+    ).sw_if_index
+    before = (probe.state(str(node.cni_dir)), node.files(), probe.ports(str(node.root)).keys())
+
+    dry = cli(vpp, "gc", "--dry-run", "-o", "json")
+    assert dry.code == 1, dry.stderr
+    assert dry.doc["dry_run"] is True
+    assert {(a["action"], a["result"]) for a in dry.doc["actions"]} == {
+        ("delete orphan port", "planned"),
+        ("remove stale record", "planned"),
+        ("delete stale route", "planned"),
+    }
+    assert (probe.state(str(node.cni_dir)), node.files(), probe.ports(str(node.root)).keys()) == before
+    text = cli(vpp, "gc", "--dry-run")
+    assert "dry run: nothing was changed" in text.stdout
+    assert "planned" in text.line_with("delete orphan port")
+    assert (probe.state(str(node.cni_dir)), node.files()) == before[:2]
+
+    done = cli(vpp, "gc", "-o", "json")
+    assert done.code == 0, done.stdout + done.stderr
+    assert done.doc["dry_run"] is False
+    assert [a["result"] for a in done.doc["actions"]] == ["done"] * 3
+    assert any(missing_ip in note and "IPAM" in note for note in done.doc["notes"])
+    keep_index = index_of(vpp, keep)
+    keep_ip = results[keep]["ips"][0]["address"].split("/")[0]
+    assert probe.state(str(node.cni_dir)) == (
+        {socket_of(vpp, keep)},
+        {f"{keep_ip}/32": keep_index},
+        {keep_ip: (keep_index, results[keep]["interfaces"][0]["mac"])},
+    )
+    assert node.files() == attachment_files(vpp, keep)
+    assert set(probe.ports(str(node.root))) >= {manual_socket, str(node.root / "untagged.sock")}
+    assert probe.interface(untagged) is not None
+
+    again = cli(vpp, "gc")
+    assert again.code == 0
+    assert "nothing to collect" in again.stdout
+    assert cli(vpp, "ports").code == 0
+
+
+def test_gc_removes_a_dead_pods_route_from_the_index_another_pod_now_has(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    dead, alive = new_container_id(), new_container_id()
+    add(vpp, dead)
+    probe.delete_port(index_of(vpp, dead))
+    result = add(vpp, alive)
+    index = index_of(vpp, alive)
+    assert probe.pod_routes() == {"10.56.217.131/32": index, "10.56.217.132/32": index}, "VPP reused it"
+
+    run = cli(vpp, "gc", "-o", "json")
+    assert run.code == 0, run.stdout
+    assert {(a["action"], a["target"]) for a in run.doc["actions"]} == {
+        ("remove stale record", str(node.cni_dir / dead / f"{dead[:12]}-net1.json")),
+        ("delete stale route", "10.56.217.131/32"),
+    }
+    assert probe.state(str(node.cni_dir)) == (
+        {socket_of(vpp, alive)},
+        {"10.56.217.132/32": index},
+        {"10.56.217.132": (index, result["interfaces"][0]["mac"])},
+    )
+    assert node.files() == attachment_files(vpp, alive)
+
+
+def test_gc_removes_the_plugins_bridge_domain_its_orphans_leave_empty(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    pods = [new_container_id(), new_container_id()]
+    for cid in pods:
+        add(vpp, cid, mode="l2", bridge_domain=4242)
+        (node.cni_dir / cid / f"{cid[:12]}-net1.json").unlink()
+    probe.papi.api.bridge_domain_add_del_v2(bd_id=77, bd_tag="operators", is_add=True, flood=True)
+
+    run = cli(vpp, "gc", "-o", "json")
+    assert run.code == 0, run.stdout
+    assert [a["action"] for a in run.doc["actions"]] == ["delete orphan port"] * 2 + [
+        "delete empty bridge domain"
+    ]
+    assert probe.bridge_domain(4242) is None
+    assert probe.bridge_domain(77) is not None, "an operator's empty domain stays"
+    assert probe.ports(str(node.cni_dir)) == {}
+    assert node.files() == set()
+
+
+def test_gc_takes_the_containers_lock_before_removing_its_files(vpp: VppNode) -> None:
+    node = vpp.node
+    cid = new_container_id()
+    add(vpp, cid)
+    vpp.probe.delete_port(index_of(vpp, cid))
+    with container_lock(str(node.cni_dir), cid):
+        busy = cli(vpp, "gc", "--timeout", "0.5", "-o", "json")
+    assert busy.code == 1
+    [action] = [a for a in busy.doc["actions"] if a["action"] == "remove stale record"]
+    assert action["result"].startswith("failed") and "held" in action["result"]
+    assert {f"{cid}/{cid[:12]}-net1.json", f"{cid}/{cid[:12]}-net1-ip4.conf"} <= node.files()
+    assert cli(vpp, "gc").code == 0
+    assert node.files() == set()
+
+
+def test_gc_network_touches_only_that_networks_records(vpp: VppNode) -> None:
+    node = vpp.node
+    mine, theirs, orphan = new_container_id(), new_container_id(), new_container_id()
+    add(vpp, mine)
+    other = node.vpp_config()
+    other["name"] = "other-network"
+    node.run("ADD", other, theirs).assert_ok()
+    add(vpp, orphan)
+    for cid in (mine, theirs):
+        vpp.probe.delete_port(index_of(vpp, cid))
+    (node.cni_dir / orphan / f"{orphan[:12]}-net1.json").unlink()
+
+    run = cli(vpp, "gc", "--network", "other-network", "-o", "json")
+    assert run.code == 0, run.stdout
+    assert [a["target"] for a in run.doc["actions"] if a["action"] == "remove stale record"] == [
+        str(node.cni_dir / theirs / f"{theirs[:12]}-net1.json")
+    ]
+    assert any("--network" in note for note in run.doc["notes"])
+    assert (node.cni_dir / mine / f"{mine[:12]}-net1.json").exists()
+    assert socket_of(vpp, orphan) in vpp.probe.ports(str(node.cni_dir))
+
+
+# -- doctor ------------------------------------------------------------------------------------
+
+
+def host_root(vpp: VppNode, hugepages: int) -> str:
+    root = vpp.node.root / "host"
+    (root / "proc").mkdir(parents=True, exist_ok=True)
+    (root / "proc" / "meminfo").write_text(f"MemTotal: 1 kB\nHugePages_Total:    {hugepages}\n")
+    return str(root)
+
+
+def test_doctor_passes_on_a_healthy_node(vpp: VppNode) -> None:
+    add(vpp, new_container_id())  # makes loop0 with the gateway address, and cniDir
+    run = cli(vpp, "doctor", "--host-root", host_root(vpp, 512))
+    assert run.code == 0, run.stdout
+    lines = run.stdout.splitlines()[2:]
+    assert lines and all(line.startswith("PASS") for line in lines), run.stdout
+    doc = cli(vpp, "doctor", "--host-root", host_root(vpp, 512), "-o", "json").doc
+    assert doc["ok"] is True
+    names = [c["check"] for c in doc["checks"]]
+    for name in ("API socket", "VPP version", "API messages (l3 mode)", "interface loop0", "node policy"):
+        assert name in names
+    assert "10.56.217.1" in next(c["detail"] for c in doc["checks"] if c["check"] == "interface loop0")
+
+
+def test_doctor_fails_with_the_fix_when_the_api_socket_is_absent(vpp: VppNode) -> None:
+    add(vpp, new_container_id())
+    absent = str(vpp.node.root / "absent.sock")
+    run = cli(vpp, "doctor", "--host-root", host_root(vpp, 512), api_socket=absent)
+    assert run.code == 1
+    line = run.line_with("API socket")
+    assert line.startswith("FAIL") and f"no socket at {absent}" in line and "socksvr" in line
+    assert "VPP version" not in run.stdout
+    assert run.line_with("cniDir").startswith("PASS")
+
+
+def test_doctor_names_each_failing_check(vpp: VppNode) -> None:
+    """A fresh VPP without loop0, no hugepages, no cniDir yet, a bridge domain nobody made."""
+    run = cli(vpp, "doctor", "--host-root", host_root(vpp, 0), "--bridge-domain", "9", "-o", "json")
+    assert run.code == 1
+    failed = {c["check"]: c["fix"] for c in run.doc["checks"] if not c["ok"]}
+    assert set(failed) == {"interface loop0", "bridge domain 9", "cniDir", "hugepages"}
+    assert all(failed.values()), "every failure says how to fix it"
+
+
+def test_doctor_names_messages_vpp_lacks(vpp: VppNode) -> None:
+    vpp.need_emulator().stop()
+    with Emulator.start(vpp.node.api_socket, omit=("ip_neighbor_add_del",)):
+        run = cli(vpp, "doctor", "--host-root", host_root(vpp, 512))
+    assert run.code == 1
+    line = run.line_with("(l3 mode)")
+    assert line.startswith("FAIL") and "ip_neighbor_add_del (not offered)" in line
+    assert run.line_with("(all modes)").startswith("PASS")
+
+
+def test_doctor_fails_when_the_node_policy_does_not_allow_cni_dir(vpp: VppNode) -> None:
+    add(vpp, new_container_id())
+    vpp.node.node_config.write_text(json.dumps({"allowed_cni_dirs": ["/var/lib/cni/vhostuser"]}))
+    run = cli(vpp, "doctor", "--host-root", host_root(vpp, 512))
+    assert run.code == 1
+    line = run.line_with("node policy")
+    assert line.startswith("FAIL") and "allowed_cni_dirs" in line
+
+
+# -- create and delete -------------------------------------------------------------------------
+
+
+def test_create_makes_a_tagged_port_that_delete_removes(vpp: VppNode) -> None:
+    probe = vpp.probe
+    socket_path = str(vpp.node.root / "try.sock")
+    made = cli(vpp, "create", "--socket", socket_path, "--tag", "testpmd", "-o", "json", cni_dir=False)
+    assert made.code == 0, made.stderr
+    index = made.doc["sw_if_index"]
+    iface = probe.interface(index)
+    assert iface.tag == "cni-manual:testpmd"
+    assert iface.flags & 1, "admin up"
+    assert (made.doc["name"], made.doc["mac"]) == (iface.interface_name, str(iface.l2_address))
+    assert Path(socket_path).is_socket()
+
+    again = cli(vpp, "create", "--socket", socket_path, cni_dir=False)
+    assert again.code == 1 and "already has a port" in again.stderr
+
+    gone = cli(vpp, "delete", iface.interface_name, cni_dir=False)
+    assert gone.code == 0, gone.stderr
+    assert f"deleted {iface.interface_name}" in gone.stdout
+    assert probe.interface(index) is None
+
+    table = cli(vpp, "create", "--socket", socket_path, cni_dir=False)
+    assert table.code == 0 and "cni-manual:try.sock" in table.line_with("tag")
+    assert cli(vpp, "delete", "--socket", socket_path, cni_dir=False).code == 0
+    assert socket_path not in probe.ports(str(vpp.node.root))
+
+
+def test_delete_refuses_a_pods_port_without_force(vpp: VppNode) -> None:
+    cid = new_container_id()
+    add(vpp, cid)
+    index = index_of(vpp, cid)
+    name = vpp.probe.interface(index).interface_name
+    refused = cli(vpp, "delete", name, cni_dir=False)
+    assert refused.code == 1 and "--force" in refused.stderr
+    assert vpp.probe.interface(index) is not None
+    missing = cli(vpp, "delete", "--socket", "/nowhere.sock", cni_dir=False)
+    assert missing.code == 1 and "no vhost-user port" in missing.stderr
+
+    forced = cli(vpp, "delete", "--socket", socket_of(vpp, cid), "--force", cni_dir=False)
+    assert forced.code == 0
+    assert vpp.probe.interface(index) is None
+    assert "gc" in forced.stderr
+    assert cli(vpp, "gc").code == 0
+    assert vpp.node.files() == set()

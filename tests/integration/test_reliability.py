@@ -1,0 +1,107 @@
+"""Parallel pods, faults and restarts: every ADD is whole or leaves nothing, every DEL cleans up."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.integration.conftest import CniRun, VppNode, new_container_id
+
+
+def test_64_parallel_adds_then_64_parallel_dels(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config()
+    config["ipam"]["rangeEnd"] = "10.56.217.250"
+    pods = [new_container_id() for _ in range(64)]
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        added = list(pool.map(lambda cid: node.run("ADD", config, cid), pods))
+    results = [run.assert_ok() for run in added]
+    assert len({r["ips"][0]["address"] for r in results}) == 64
+    ports = probe.ports(str(node.cni_dir))
+    assert len(ports) == 64
+    assert len({p.sw_if_index for p in ports.values()}) == 64
+    assert len(probe.pod_routes()) == 64
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for run in pool.map(lambda cid: node.run("DEL", config, cid), pods):
+            run.assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.files() == set()
+    assert node.reservations() == {}
+
+
+def test_add_and_del_of_one_container_racing_end_consistent(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config()
+    for _ in range(5):
+        cid = new_container_id()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            add = pool.submit(node.run, "ADD", config, cid)
+            delete = pool.submit(node.run, "DEL", config, cid)
+            add_run, del_run = add.result(), delete.result()
+        del_run.assert_ok()
+        add_run.assert_ok()
+        # Whichever ran second decided: either the attachment is whole, or it is gone.
+        ports = probe.ports(str(node.cni_dir))
+        if ports:
+            assert len(ports) == 1
+            assert len(node.reservations()) == 1
+            assert (node.cni_dir / cid / f"{cid[:12]}-net1-ip4.conf").exists()
+            node.run("DEL", config, cid).assert_ok()
+        assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+        assert node.reservations() == {}
+        assert node.files() == set()
+
+
+def test_a_failed_disk_write_rolls_back_vpp_and_ipam(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    # A directory where ip4.conf must go: the atomic rename onto it fails.
+    (node.cni_dir / cid / f"{cid[:12]}-net1-ip4.conf").mkdir(parents=True)
+    error = node.run("ADD", node.vpp_config(), cid).assert_error(5)
+    assert "ip4.conf" in error["details"]
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.reservations() == {}
+    assert node.files() == {cid, f"{cid}/{cid[:12]}-net1-ip4.conf"}
+
+
+def test_a_vpp_restart_during_a_burst_of_adds(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    node = vpp.node
+    config = node.vpp_config()
+    pods = [new_container_id() for _ in range(16)]
+    # VPP dies after serving part of the burst and comes back right away.
+    emulator.faults.drop_connection_after(40)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        runs: list[CniRun] = list(pool.map(lambda cid: node.run("ADD", config, cid), pods))
+    emulator.faults.clear()
+    vpp.probe.reconnect()
+    failed = [cid for cid, run in zip(pods, runs, strict=True) if run.code != 0]
+    for cid, run in zip(pods, runs, strict=True):
+        if run.code != 0:
+            assert run.assert_error(11)
+            assert not (node.cni_dir / cid).exists()
+        else:
+            assert (node.cni_dir / cid / f"{cid[:12]}-net1-ip4.conf").exists()
+    assert failed, "the fault should have hit some ADDs"
+    assert len(node.reservations()) == len(pods) - len(failed)
+    for cid in pods:
+        node.run("DEL", config, cid).assert_ok()
+    assert node.reservations() == {}
+    assert node.files() == set()
+
+
+def test_del_with_vpp_down_keeps_the_record_and_a_retry_finishes(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config()
+    node.run("ADD", config, cid).assert_ok()
+    emulator.crash()
+    node.run("DEL", config, cid).assert_error(11)
+    assert node.reservations() == {}, "IPAM is released even when VPP is down"
+    record = json.loads((node.cni_dir / cid / f"{cid[:12]}-net1.json").read_text())
+    assert record["phase"] == "ready"
+    emulator.restart()
+    probe.reconnect()
+    node.run("DEL", config, cid).assert_ok()
+    assert node.files() == set()

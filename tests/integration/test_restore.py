@@ -1,0 +1,79 @@
+"""`vhostuser-vpp restore`: pods get their ports back after VPP restarts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.conftest import VppNode, new_container_id
+
+CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
+
+
+def _restore(vpp: VppNode) -> subprocess.CompletedProcess[str]:
+    argv = [
+        CLI,
+        "restore",
+        "--api-socket",
+        vpp.node.api_socket,
+        "--cni-dir",
+        str(vpp.node.cni_dir),
+        "-o",
+        "json",
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_restore_after_a_vpp_restart_brings_back_ports_as_they_were(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    node, probe = vpp.node, vpp.probe
+    l3_pod, l2_pod = new_container_id(), new_container_id()
+    l3_config = node.vpp_config("1.0.0", enable_gso=True)
+    l2_config = node.vpp_config("1.0.0", mode="l2", bridge_domain=9)
+    l3_result = node.run("ADD", l3_config, l3_pod).assert_ok()
+    l2_result = node.run("ADD", l2_config, l2_pod).assert_ok()
+    before = {
+        path: (port.interface_name, str(probe.interface(port.sw_if_index).l2_address))
+        for path, port in probe.ports(str(node.cni_dir)).items()
+    }
+
+    emulator.restart()
+    probe.reconnect()
+    assert probe.ports(str(node.cni_dir)) == {}
+
+    restored = _restore(vpp)
+    assert restored.returncode == 0, restored.stderr
+    assert sorted(o["status"] for o in json.loads(restored.stdout)) == ["restored", "restored"]
+    after = {
+        path: (port.interface_name, str(probe.interface(port.sw_if_index).l2_address))
+        for path, port in probe.ports(str(node.cni_dir)).items()
+    }
+    assert {path: mac for path, (_, mac) in after.items()} == {path: mac for path, (_, mac) in before.items()}
+    [l3_port] = [p for path, p in probe.ports(str(node.cni_dir)).items() if l3_pod in path]
+    assert probe.pod_routes() == {"10.56.217.131/32": l3_port.sw_if_index}
+    assert probe.bridge_domain(9).n_sw_ifs == 1
+
+    node.run("CHECK", {**l3_config, "prevResult": l3_result}, l3_pod).assert_ok()
+    node.run("CHECK", {**l2_config, "prevResult": l2_result}, l2_pod).assert_ok()
+    again = _restore(vpp)
+    assert sorted(o["status"] for o in json.loads(again.stdout)) == ["ok", "ok"]
+
+    node.run("DEL", l3_config, l3_pod).assert_ok()
+    node.run("DEL", l2_config, l2_pod).assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert probe.bridge_domain(9) is None
+
+
+def test_restore_reports_failures_with_exit_1(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    node = vpp.node
+    node.run("ADD", node.vpp_config(), new_container_id()).assert_ok()
+    emulator.restart()
+    emulator.faults.fail("create_vhost_user_if_v2", retval=-1, times=None)
+    restored = _restore(vpp)
+    assert restored.returncode == 1
+    [outcome] = json.loads(restored.stdout)
+    assert outcome["status"] == "failed"
+    assert "create_vhost_user_if_v2" in outcome["detail"]

@@ -1,0 +1,68 @@
+"""`vhostuser-vpp delete`: remove a port made with `create`, by VPP name or socket path.
+
+Only ports tagged `cni-manual:` go without `--force`: a pod's port deleted by hand
+leaves the pod without a network and its record, route and neighbour behind (which
+`vhostuser-vpp gc` then collects).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vhostuser_vpp.backends.vpp import ANY_INDEX
+from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.vpp.client import VppClient
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("interface", nargs="?", metavar="VirtualEthernetX/Y/Z", help="VPP's interface name")
+    which.add_argument("--socket", metavar="PATH", help="the port's socket path")
+    parser.add_argument(
+        "--force", action="store_true", help="delete even a port without a cni-manual: tag (a pod's)"
+    )
+    vppview.add_vpp_arguments(parser)
+    output.add_output_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    def body(client: VppClient) -> int:
+        port = _find(client, args.interface, args.socket)
+        wanted = args.interface or args.socket
+        if port is None:
+            output.error("delete", f"VPP has no vhost-user port {wanted}")
+            return output.EXIT_PROBLEMS
+        if not port.tag.startswith(vppview.MANUAL_TAG_PREFIX) and not args.force:
+            owner = f"tagged {port.tag!r}" if port.tag else "untagged"
+            output.error("delete", f"{port.name} is {owner}, not made by `create`; use --force to delete it")
+            return output.EXIT_PROBLEMS
+        client.call("sw_interface_set_flags", sw_if_index=port.sw_if_index, flags=0)
+        client.call("delete_vhost_user_if", sw_if_index=port.sw_if_index)
+        if port.tag.startswith(vppview.OWNER_TAG_PREFIX):
+            output.error("delete", "a pod's port: run `vhostuser-vpp gc` to collect its record and route")
+        result = {"deleted": port.name, "sw_if_index": port.sw_if_index, "socket": port.socket_path}
+        if output.wants_json(args):
+            output.print_json(result)
+        else:
+            print(f"deleted {port.name} (sw_if_index {port.sw_if_index}, socket {port.socket_path})")
+        return output.EXIT_OK
+
+    return vppview.run_with_vpp("delete", args, body)
+
+
+def _find(client: VppClient, name: str | None, socket_path: str | None) -> vppview.VppPort | None:
+    if name is not None:
+        details = vppview.interface_named(client, name)
+        if details is None:
+            return None
+        index = int(details.sw_if_index)
+        vhost = client.dump("sw_interface_vhost_user_dump", sw_if_index=index)
+        return vppview.port_from(details, vhost[0]) if vhost else None
+    vhosts: list[Any] = client.dump("sw_interface_vhost_user_dump", sw_if_index=ANY_INDEX)
+    match = next((v for v in vhosts if v.sock_filename == socket_path), None)
+    if match is None:
+        return None
+    index = int(match.sw_if_index)
+    details = vppview.interface_at(client, index)
+    return vppview.port_from(details, match) if details is not None else None

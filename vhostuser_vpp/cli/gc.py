@@ -1,0 +1,439 @@
+"""`vhostuser-vpp gc`: remove what no pod owns, and nothing else.
+
+A pod's attachment should leave nothing behind, but a VPP restart, a port deleted by
+hand or a runtime that never called DEL can. From one look at the node this plans:
+
+- orphan ports: vhost-user interfaces tagged `cni:` with no record; admin down, their
+  neighbours and the /32s through them removed, then deleted;
+- stale records: records whose port VPP no longer has; their files are removed under the
+  container's lock (the plugin's own lock, so a running ADD or DEL is never raced). Their
+  IPAM address needs the network config, which the record does not keep, so it is left
+  to the runtime's CNI DEL or GC and said so;
+- stale routes: a /32 for a record's address whose path goes to a deleted interface or to
+  another pod's port (VPP keeps a deleted interface's routes and reuses its index). A /32
+  with no record behind it is only reported;
+- empty bridge domains tagged `cni-vhostuser`.
+
+Interfaces without the `cni:` tag are never touched, `cni-manual:` ports included. Every
+removal first checks that what it removes is still what was planned. `--dry-run` prints
+the same plan and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from vhostuser_vpp.backends.vpp import (
+    ANY_INDEX,
+    BRIDGE_DOMAIN_ADD_DEL_VARIANTS,
+    BRIDGE_DOMAIN_TAG,
+    ERR_BD_IN_USE,
+    ERR_NO_SUCH_ENTRY,
+    NEIGHBOR_STATIC,
+    PATH_NH_PROTO_IP4,
+)
+from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.store.attachment import Attachment, StoreError
+from vhostuser_vpp.store.lock import LockTimeout, container_lock
+from vhostuser_vpp.vpp.client import VppClient
+from vhostuser_vpp.vpp.errors import VppApiError, VppError
+
+ORPHAN_PORT = "delete orphan port"
+STALE_RECORD = "remove stale record"
+STALE_ROUTE = "delete stale route"
+EMPTY_BRIDGE_DOMAIN = "delete empty bridge domain"
+PLANNED, DONE = "planned", "done"
+_EMPTY_LABEL = {"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}
+# A record's path already names its container and interface.
+_SHOWN_BY_TARGET = frozenset({"container_id", "ifname"})
+COLUMNS = (("action", "ACTION"), ("target", "TARGET"), ("details", "DETAILS"), ("result", "RESULT"))
+
+
+class Skipped(Exception):
+    """The node changed since the plan was made; the action no longer applies."""
+
+
+@dataclass(frozen=True)
+class BridgeDomain:
+    bd_id: int
+    tag: str
+    members: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One look at the node: everything the plan is made from."""
+
+    cni_dir: str
+    rows: list[vppview.PortRow]
+    routes: list[vppview.HostRoute]
+    interfaces: dict[int, str]
+    neighbours: dict[int, list[vppview.Neighbour]]  # of each orphan port
+    bridge_domains: list[BridgeDomain]
+
+
+@dataclass
+class Action:
+    kind: str
+    target: str
+    details: dict[str, Any]
+    # What an orphan-port or stale-record action removes, as it was seen when planning.
+    subject: vppview.VppPort | vppview.LocalRecord | None = None
+    result: str = PLANNED
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.kind, "target": self.target, **self.details, "result": self.result}
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="change nothing; print what would be done")
+    parser.add_argument(
+        "--network",
+        metavar="NAME",
+        help="only this network's records (orphan ports and bridge domains belong to none: left alone)",
+    )
+    vppview.add_vpp_arguments(parser)
+    vppview.add_cni_dir_argument(parser)
+    output.add_output_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    def body(client: VppClient) -> int:
+        plan = make_plan(look(client, args.cni_dir), args.network)
+        if not args.dry_run:
+            for action in plan.actions:
+                _carry_out(client, action, args)
+        _print(plan, args)
+        if args.dry_run:
+            return output.EXIT_PROBLEMS if plan.actions else output.EXIT_OK
+        failed = any(a.result.startswith("failed") for a in plan.actions)
+        return output.EXIT_PROBLEMS if failed else output.EXIT_OK
+
+    return vppview.run_with_vpp("gc", args, body)
+
+
+# -- looking and planning ----------------------------------------------------------------------
+
+
+def look(client: VppClient, cni_dir: str) -> Snapshot:
+    rows = vppview.build_view(client, cni_dir)
+    orphans = [r.port for r in rows if r.status == vppview.STATUS_ORPHAN and r.port]
+    domains = client.dump("bridge_domain_dump", bd_id=ANY_INDEX, sw_if_index=ANY_INDEX)
+    return Snapshot(
+        cni_dir=cni_dir,
+        rows=rows,
+        routes=vppview.fetch_host_routes(client),
+        interfaces=vppview.interface_indexes(client),
+        neighbours={p.sw_if_index: vppview.fetch_neighbours(client, p.sw_if_index) for p in orphans},
+        bridge_domains=[
+            BridgeDomain(
+                bd_id=int(d.bd_id),
+                tag=str(d.bd_tag),
+                members=frozenset(int(m.sw_if_index) for m in d.sw_if_details),
+            )
+            for d in domains
+        ],
+    )
+
+
+def make_plan(snap: Snapshot, network: str | None) -> Plan:
+    plan = Plan()
+    orphans = [r.port for r in snap.rows if r.status == vppview.STATUS_ORPHAN and r.port is not None]
+    if network is not None and orphans:
+        plan.notes.append(f"{len(orphans)} orphan port(s) belong to no network; not touched with --network")
+        orphans = []
+    orphan_indexes = {port.sw_if_index for port in orphans}
+    for port in orphans:
+        action = _orphan_action(port, snap)
+        plan.actions.append(action)
+        plan.notes.append(_orphan_note(action))
+    records = [r for r in snap.rows if r.local and (network is None or r.local.record.network == network)]
+    for row in records:
+        if row.local is not None:
+            _plan_record(plan, row, row.local)
+    _plan_routes(plan, snap, records, orphan_indexes)
+    if network is None:
+        for bd in snap.bridge_domains:
+            if bd.tag == BRIDGE_DOMAIN_TAG and bd.members <= orphan_indexes:
+                plan.actions.append(
+                    Action(
+                        EMPTY_BRIDGE_DOMAIN,
+                        f"bridge domain {bd.bd_id}",
+                        {"bd_id": bd.bd_id, "orphan_members": sorted(bd.members)},
+                    )
+                )
+    return plan
+
+
+def _orphan_action(port: vppview.VppPort, snap: Snapshot) -> Action:
+    index = port.sw_if_index
+    attachment = orphan_attachment(snap.cni_dir, port)
+    details = {
+        "sw_if_index": index,
+        "tag": port.tag,
+        "socket": port.socket_path,
+        "neighbours": [n.ip for n in snap.neighbours.get(index, [])],
+        "routes": [f"{r.ip}/32" for r in snap.routes if r.sw_if_index == index],
+        # its attachment's leftover files (ip4.conf) go too
+        "files_in": attachment.container_dir if attachment else None,
+    }
+    return Action(ORPHAN_PORT, port.name, details, port)
+
+
+def _orphan_note(action: Action) -> str:
+    addresses = " ".join(action.details["neighbours"]) or "its address"
+    return f"{action.target}: {addresses} may stay reserved in IPAM until the runtime's CNI GC releases it"
+
+
+def _plan_record(plan: Plan, row: vppview.PortRow, local: vppview.LocalRecord) -> None:
+    record = local.record
+    where = f"{row.container_id[:12]}/{row.ifname}"
+    if row.port is not None:
+        if row.problem:
+            plan.notes.append(
+                f"{where}: {row.status}, but its port {row.port.name} exists: left to the runtime's DEL"
+            )
+        return
+    if not local.named_as_expected:
+        plan.notes.append(f"{local.record_path}: its name does not match its ifname; remove it by hand")
+        return
+    details = {
+        "container_id": row.container_id,
+        "ifname": row.ifname,
+        "network": record.network,
+        "pod_ip": record.ip_addr or None,
+    }
+    plan.actions.append(Action(STALE_RECORD, local.record_path, details, local))
+    if record.ip_addr:
+        plan.notes.append(
+            f"{record.ip_addr} of network {record.network or '?'} stays reserved in IPAM until the "
+            f"runtime's CNI DEL or GC for {row.container_id}/{row.ifname} releases it"
+        )
+
+
+def _plan_routes(
+    plan: Plan, snap: Snapshot, records: list[vppview.PortRow], orphan_indexes: set[int]
+) -> None:
+    """A /32 is ours when a record has its address. Not where the record's port is, it is
+    stale when the port is gone (VPP kept the route, perhaps on an index it gave to another
+    interface since), when its path leads nowhere, or to another pod's port. A live pod's
+    address routed to an interface that is not ours, and a /32 to a deleted interface with
+    no record behind it, are only reported: there the operator knows better."""
+    dead = {r.local.record.ip_addr for r in records if r.local and r.port is None}
+    live = {r.local.record.ip_addr for r in records if r.local and r.port is not None}
+    expected = {
+        (r.local.record.ip_addr, r.port.sw_if_index) for r in snap.rows if r.local and r.port is not None
+    }
+    ours = {
+        r.port.sw_if_index: r.port.name
+        for r in snap.rows
+        if r.port is not None and r.port.tag.startswith(vppview.OWNER_TAG_PREFIX)
+    }
+    for route in snap.routes:
+        ip, index = route.ip, route.sw_if_index
+        if (ip, index) in expected or index in orphan_indexes:
+            continue
+        name = snap.interfaces.get(index)
+        if name is None and (ip in dead or ip in live):
+            reason = "its interface is gone"
+        elif ip in dead:
+            reason = f"its pod's port is gone; {name} has the index now"
+        elif ip in live and index in ours:
+            reason = f"leads to another pod's port {name}"
+        elif ip in live:
+            plan.notes.append(f"{ip}/32 is a pod's address but leads to {name}, not its port: left alone")
+            continue
+        elif name is None:
+            plan.notes.append(
+                f"{ip}/32 leads to deleted sw_if_index {index}, but no record shows it was a pod's:"
+                " left alone"
+            )
+            continue
+        else:
+            continue
+        plan.actions.append(Action(STALE_ROUTE, f"{ip}/32", {"sw_if_index": index, "reason": reason}))
+
+
+# -- carrying out ------------------------------------------------------------------------------
+
+
+def _carry_out(client: VppClient, action: Action, args: argparse.Namespace) -> None:
+    try:
+        if isinstance(action.subject, vppview.VppPort):
+            routes = action.details["routes"]
+            _delete_orphan(client, action.subject, routes, args.cni_dir, args.timeout)
+        elif isinstance(action.subject, vppview.LocalRecord):
+            _remove_record(client, action.subject, args.cni_dir, args.timeout)
+        elif action.kind == STALE_ROUTE:
+            _delete_route(client, action)
+        else:
+            _delete_bridge_domain(client, action)
+        action.result = DONE
+    except Skipped as why:
+        action.result = f"skipped: {why}"
+    except (VppError, StoreError, LockTimeout, OSError) as err:
+        action.result = f"failed: {err}"
+
+
+def _delete_orphan(
+    client: VppClient, planned: vppview.VppPort, routes: list[str], cni_dir: str, timeout: float
+) -> None:
+    """The port, then its attachment's leftover files (ip4.conf) when its socket lies where
+    the plugin puts pods' sockets; under that container's lock, so no ADD is raced."""
+    attachment = orphan_attachment(cni_dir, planned)
+    if attachment is None:
+        _delete_port(client, planned, routes)
+        return
+    with container_lock(cni_dir, attachment.container_id, timeout) as lock:
+        with attachment.open_dir(create=False) as dir_fd:
+            if dir_fd is not None and attachment.read_record(dir_fd) is not None:
+                raise Skipped("a record for it appeared")
+            _delete_port(client, planned, routes)
+            if dir_fd is not None:
+                attachment.remove_files(dir_fd)
+        if attachment.remove_dir_if_empty():
+            lock.remove()
+
+
+def orphan_attachment(cni_dir: str, port: vppview.VppPort) -> Attachment | None:
+    """The attachment an orphan port was made for, read from its socket path and tag."""
+    owner = vppview.parse_owner_tag(port.tag)
+    if owner is None or not owner[1]:
+        return None
+    container_id = os.path.basename(os.path.dirname(port.socket_path))
+    attachment = Attachment(cni_dir, container_id, owner[1])
+    if attachment.socket_path != port.socket_path or attachment.container_id[:12] != owner[0]:
+        return None
+    return attachment
+
+
+def _delete_port(client: VppClient, planned: vppview.VppPort, routes: list[str]) -> None:
+    index = planned.sw_if_index
+    details = vppview.interface_at(client, index)
+    vhost = client.dump("sw_interface_vhost_user_dump", sw_if_index=index)
+    now = (str(details.tag), str(vhost[0].sock_filename)) if details is not None and vhost else None
+    if now != (planned.tag, planned.socket_path):
+        raise Skipped(f"sw_if_index {index} is no longer this port")
+    client.call("sw_interface_set_flags", sw_if_index=index, flags=0)
+    for neighbour in vppview.fetch_neighbours(client, index):
+        neighbor = {
+            "sw_if_index": index,
+            "flags": NEIGHBOR_STATIC if neighbour.static else 0,
+            "mac_address": neighbour.mac,
+            "ip_address": neighbour.ip,
+        }
+        _tolerate(client, "ip_neighbor_add_del", is_add=False, neighbor=neighbor)
+    for prefix in routes:
+        route = _route(prefix.removesuffix("/32"), index)
+        _tolerate(client, "ip_route_add_del", is_add=False, is_multipath=False, route=route)
+    client.call("delete_vhost_user_if", sw_if_index=index)
+
+
+def _remove_record(client: VppClient, local: vppview.LocalRecord, cni_dir: str, timeout: float) -> None:
+    attachment = Attachment(cni_dir, local.container_id, local.ifname)
+    with container_lock(cni_dir, local.container_id, timeout) as lock:
+        with attachment.open_dir(create=False) as dir_fd:
+            if dir_fd is None:
+                raise Skipped("already gone")
+            if attachment.read_record(dir_fd) != local.record:
+                raise Skipped("the record changed since the scan")
+            vhosts = client.dump("sw_interface_vhost_user_dump", sw_if_index=ANY_INDEX)
+            if any(v.sock_filename == local.socket_path for v in vhosts):
+                raise Skipped("VPP has a port on its socket now")
+            attachment.remove_files(dir_fd)
+        if attachment.remove_dir_if_empty():
+            lock.remove()
+
+
+def _delete_route(client: VppClient, action: Action) -> None:
+    ip, index = action.target.removesuffix("/32"), int(action.details["sw_if_index"])
+    if vppview.HostRoute(ip, index) not in vppview.fetch_host_routes(client):
+        raise Skipped("the route changed since the scan")
+    _tolerate(client, "ip_route_add_del", is_add=False, is_multipath=False, route=_route(ip, index))
+
+
+def _delete_bridge_domain(client: VppClient, action: Action) -> None:
+    bd_id = int(action.details["bd_id"])
+    message = next((m for m in BRIDGE_DOMAIN_ADD_DEL_VARIANTS if client.offers(m)), "bridge_domain_add_del")
+    try:
+        client.call(message, bd_id=bd_id, is_add=False)
+    except VppApiError as err:
+        if err.retval != ERR_BD_IN_USE:
+            raise
+        raise Skipped("it has members again") from err
+
+
+def _tolerate(client: VppClient, message: str, **fields: Any) -> None:
+    """Removal that may find its target gone already (VPP answers "no such entry")."""
+    try:
+        client.call(message, **fields)
+    except VppApiError as err:
+        if err.retval != ERR_NO_SUCH_ENTRY:
+            raise
+
+
+def _route(ip: str, index: int) -> dict[str, Any]:
+    """A pod's /32 as the plugin adds it; VPP deletes the prefix as a whole."""
+    path = {
+        "sw_if_index": index,
+        "table_id": 0,
+        "rpf_id": 0,
+        "weight": 0,
+        "preference": 0,
+        "type": 0,
+        "flags": 0,
+        "proto": PATH_NH_PROTO_IP4,
+        "nh": {"address": {"ip4": ip}, "via_label": 0, "obj_id": 0, "classify_table_index": 0},
+        "n_labels": 0,
+        "label_stack": [_EMPTY_LABEL] * 16,
+    }
+    return {"table_id": 0, "stats_index": 0, "prefix": f"{ip}/32", "n_paths": 1, "paths": [path]}
+
+
+# -- printing ----------------------------------------------------------------------------------
+
+
+def _print(plan: Plan, args: argparse.Namespace) -> None:
+    if output.wants_json(args):
+        output.print_json(
+            {
+                "dry_run": bool(args.dry_run),
+                "actions": [a.to_json() for a in plan.actions],
+                "notes": plan.notes,
+            }
+        )
+        return
+    if plan.actions:
+        rows = [
+            {
+                "action": a.kind,
+                "target": a.target,
+                "details": ", ".join(
+                    f"{k}={_plain(v)}" for k, v in a.details.items() if k not in _SHOWN_BY_TARGET
+                ),
+                "result": a.result,
+            }
+            for a in plan.actions
+        ]
+        output.print_table(rows, COLUMNS)
+    else:
+        print("nothing to collect")
+    for note in plan.notes:
+        print(f"note: {note}")
+    if args.dry_run:
+        print("dry run: nothing was changed")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)

@@ -1,0 +1,183 @@
+"""`vhostuser-vpp show TARGET`: everything about one port, for when `ports` says it is not ok.
+
+TARGET is a container ID prefix, an interface name inside the pod (net1) or VPP's
+interface name (VirtualEthernet0/0/3). It shows what the plugin wrote, which files
+exist, what VPP has (interface, vhost-user state, the virtio features the pod's app
+negotiated) and the pod's /32 route and neighbour. Several matches are refused with
+the candidates listed, since acting on the wrong pod's port is worse than asking again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from vhostuser_vpp.backends.vpp import ANY_INDEX
+from vhostuser_vpp.cli import output, ports, vppview
+from vhostuser_vpp.store.attachment import CONTAINER_ID_PREFIX_LEN
+from vhostuser_vpp.vpp.client import VppClient
+
+CANDIDATE_COLUMNS = (
+    ("container_id", "CONTAINER"),
+    ("ifname", "IFNAME"),
+    ("interface", "INTERFACE"),
+    ("status", "STATUS"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        metavar="CONTAINER-ID-PREFIX|IFNAME|VirtualEthernetX/Y/Z",
+        help="which port: a container ID prefix, the pod's interface name or VPP's interface name",
+    )
+    vppview.add_vpp_arguments(parser)
+    vppview.add_cni_dir_argument(parser)
+    output.add_output_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    def body(client: VppClient) -> int:
+        matches = find(vppview.build_view(client, args.cni_dir), args.target)
+        if len(matches) != 1:
+            return _no_single_match(args, matches)
+        row = matches[0]
+        details = describe(client, row)
+        if output.wants_json(args):
+            output.print_json(details)
+        else:
+            _print_details(details)
+        return output.EXIT_PROBLEMS if row.problem else output.EXIT_OK
+
+    return vppview.run_with_vpp("show", args, body)
+
+
+def find(rows: Iterable[vppview.PortRow], target: str) -> list[vppview.PortRow]:
+    """Rows whose VPP interface name or pod interface name is `target`, or whose container
+    ID starts with it (an orphan's ID is its tag's 12 characters, so a full ID matches too)."""
+    found = []
+    for row in rows:
+        by_name = row.port is not None and row.port.name == target
+        by_ifname = bool(row.ifname) and row.ifname == target
+        cid = row.container_id
+        by_cid = bool(cid) and cid.startswith(target[: len(cid)])
+        if by_name or by_ifname or by_cid:
+            found.append(row)
+    return found
+
+
+def _no_single_match(args: argparse.Namespace, matches: list[vppview.PortRow]) -> int:
+    if not matches:
+        output.error("show", f"no port matches {args.target!r} (see `vhostuser-vpp ports --all`)")
+        return output.EXIT_PROBLEMS
+    output.error("show", f"{args.target!r} matches {len(matches)} ports; give more of the container ID")
+    candidates = [row.summary() for row in matches]
+    if output.wants_json(args):
+        output.print_json({"candidates": candidates})
+    else:
+        for candidate in candidates:
+            candidate["container_id"] = candidate["container_id"][:CONTAINER_ID_PREFIX_LEN]
+        output.print_table(candidates, CANDIDATE_COLUMNS)
+    return output.EXIT_PROBLEMS
+
+
+def describe(client: VppClient, row: vppview.PortRow) -> dict[str, Any]:
+    local, port = row.local, row.port
+    names = vppview.interface_indexes(client)
+    pod_ip = local.record.ip_addr if local else ""
+    index = port.sw_if_index if port else None
+    routes = [
+        {"prefix": f"{r.ip}/32", "sw_if_index": r.sw_if_index, "interface": names.get(r.sw_if_index)}
+        for r in vppview.fetch_host_routes(client)
+        if (pod_ip and r.ip == pod_ip) or r.sw_if_index == index
+    ]
+    neighbours = [
+        {"ip": n.ip, "mac": n.mac, "sw_if_index": n.sw_if_index, "static": n.static}
+        for n in vppview.fetch_neighbours(client, index if index is not None else ANY_INDEX)
+        if index is not None or n.ip == pod_ip
+    ]
+    return {
+        "port": row.summary(),
+        "record": json.loads(local.record.render()) if local else None,
+        "files": _files(row),
+        "interface": _interface(port) if port else None,
+        "vhost_user": _vhost_user(port) if port else None,
+        "routes": routes,
+        "neighbours": neighbours,
+    }
+
+
+def _files(row: vppview.PortRow) -> list[dict[str, Any]]:
+    if row.local is None:
+        paths = [row.port.socket_path] if row.port else []
+    else:
+        local = row.local
+        paths = [
+            os.path.dirname(local.record_path),
+            local.socket_path,
+            local.ip4_conf_path,
+            local.record_path,
+        ]
+    return [{"path": path, "present": os.path.lexists(path)} for path in paths]
+
+
+def _interface(port: vppview.VppPort) -> dict[str, Any]:
+    return {
+        "name": port.name,
+        "sw_if_index": port.sw_if_index,
+        "tag": port.tag,
+        "mac": port.mac,
+        "admin_up": port.admin_up,
+        "link_up": port.link_up,
+        "link_mtu": port.link_mtu,
+    }
+
+
+def _vhost_user(port: vppview.VppPort) -> dict[str, Any]:
+    return {
+        "socket": port.socket_path,
+        "is_server": port.is_server,
+        "frontend": ports.frontend_text(port),
+        "num_regions": port.num_regions,
+        "sock_errno": port.sock_errno,
+        "virtio_net_hdr_sz": port.virtio_net_hdr_sz,
+        "features_first_32": f"0x{port.features_first_32:08x}",
+        "features_last_32": f"0x{port.features_last_32:08x}",
+        "features": vppview.decode_features(port.features_first_32, port.features_last_32),
+    }
+
+
+def _print_details(details: dict[str, Any]) -> None:
+    for title in ("port", "record", "interface", "vhost_user"):
+        section = details[title]
+        if section is None:
+            print(f"{title}: none")
+        else:
+            output.print_fields(title, [(k, _compact(v)) for k, v in section.items()])
+    output.print_fields(
+        "files", [(f["path"], "present" if f["present"] else "MISSING") for f in details["files"]]
+    )
+    output.print_fields(
+        "routes",
+        [
+            (r["prefix"], f"via {r['interface'] or 'a deleted interface'} ({r['sw_if_index']})")
+            for r in details["routes"]
+        ]
+        or [("none", "")],
+    )
+    output.print_fields(
+        "neighbours",
+        [
+            (n["ip"], f"{n['mac']} on sw_if_index {n['sw_if_index']}{' static' if n['static'] else ''}")
+            for n in details["neighbours"]
+        ]
+        or [("none", "")],
+    )
+
+
+def _compact(value: Any) -> Any:
+    """Nested record parts (the saved result, the port handle) as one line of JSON."""
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else value

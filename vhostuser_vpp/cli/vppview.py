@@ -1,0 +1,428 @@
+"""The operator's view of one node: the plugin's records on disk joined with VPP's ports.
+
+Every operator subcommand starts here. A record and a VPP port belong together when the
+port has the record's socket path and its ownership tag (`cni:<cid12>:<ifname>`), the
+same test the plugin's DEL uses; the VirtualEthernet name is only shown, never trusted,
+because VPP hands a freed name and sw_if_index to the next port. Records of the `tool`
+backend match by socket path alone, since `vhost_tool` does not tag its ports.
+
+The join (`join`) and the feature decoding (`decode_features`) are pure, so they are
+tested without VPP; the functions that talk to VPP only fetch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import functools
+import json
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from vhostuser_vpp.backends.vpp import ADMIN_UP, ANY_INDEX, VHOST_NAME_PREFIX
+from vhostuser_vpp.cli import output
+from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR, TAG_PREFIX, ownership_tag
+from vhostuser_vpp.store.attachment import CONTAINER_ID_PREFIX_LEN
+from vhostuser_vpp.store.records import PHASE_PENDING, PortRecord
+from vhostuser_vpp.store.scan import RECORD_SUFFIX, iter_records
+from vhostuser_vpp.vpp.api_files import API_JSON_DIR
+from vhostuser_vpp.vpp.client import VppClient
+from vhostuser_vpp.vpp.errors import VppError, VppUnavailable
+
+OWNER_TAG_PREFIX = f"{TAG_PREFIX}:"
+# Ports made by `vhostuser-vpp create`: outside any pod, and out of gc's reach.
+MANUAL_TAG_PREFIX = "cni-manual:"
+LINK_UP = 2
+PATH_TYPE_NORMAL = 0
+PATH_TYPE_LOCAL = 1
+DEFAULT_TIMEOUT_S = 5.0
+
+STATUS_OK = "ok"
+STATUS_MISSING = "missing in VPP"
+STATUS_ORPHAN = "orphan in VPP"
+STATUS_STALE = "stale files"
+STATUS_MANUAL = "manual"
+STATUS_UNMANAGED = "not cni"
+PROBLEM_STATUSES = frozenset({STATUS_MISSING, STATUS_ORPHAN, STATUS_STALE})
+
+_FEATURE_ENUMS = {"virtio_net_features_first_32": 0, "virtio_net_features_last_32": 32}
+
+
+# -- arguments and connection ------------------------------------------------------------------
+
+
+def add_vpp_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-socket", default=DEFAULT_API_SOCKET, metavar="PATH", help="VPP's API socket (%(default)s)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long to wait for VPP to connect or answer one call (%(default)s)",
+    )
+
+
+def add_cni_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cni-dir", default=DEFAULT_CNI_DIR, metavar="DIR", help="the plugin's cniDir (%(default)s)"
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+@contextlib.contextmanager
+def vpp_session(args: argparse.Namespace) -> Iterator[VppClient]:
+    client = VppClient(args.api_socket, args.timeout, args.timeout)
+    client.connect()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def run_with_vpp(command: str, args: argparse.Namespace, body: Callable[[VppClient], int]) -> int:
+    """Runs `body` connected to VPP; an unreachable VPP is exit 3, a refusal or an
+    unreadable cniDir (not root?) exit 1."""
+    try:
+        with vpp_session(args) as client:
+            return body(client)
+    except VppUnavailable as err:
+        output.error(command, str(err))
+        return output.EXIT_VPP_UNREACHABLE
+    except (VppError, OSError) as err:
+        output.error(command, str(err))
+        return output.EXIT_PROBLEMS
+
+
+# -- VPP's side --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VppPort:
+    """A vhost-user interface as VPP reports it (sw_interface + vhost-user details)."""
+
+    sw_if_index: int
+    name: str
+    tag: str
+    mac: str
+    admin_up: bool
+    link_up: bool
+    link_mtu: int
+    socket_path: str
+    is_server: bool
+    num_regions: int
+    sock_errno: int
+    virtio_net_hdr_sz: int
+    features_first_32: int
+    features_last_32: int
+
+    @property
+    def frontend_connected(self) -> bool:
+        # A frontend that finished negotiating has sent its memory table.
+        return self.num_regions > 0
+
+
+@dataclass(frozen=True)
+class HostRoute:
+    """An IPv4 /32 in table 0 with one path through an interface: the shape of a pod's route."""
+
+    ip: str
+    sw_if_index: int
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    ip: str
+    mac: str
+    sw_if_index: int
+    static: bool
+
+
+def fetch_ports(client: VppClient) -> list[VppPort]:
+    interfaces = client.dump(
+        "sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=True, name_filter=VHOST_NAME_PREFIX
+    )
+    vhosts = {
+        int(v.sw_if_index): v for v in client.dump("sw_interface_vhost_user_dump", sw_if_index=ANY_INDEX)
+    }
+    return [port_from(d, vhosts[int(d.sw_if_index)]) for d in interfaces if int(d.sw_if_index) in vhosts]
+
+
+def port_from(details: Any, vhost: Any) -> VppPort:
+    flags = int(details.flags)
+    return VppPort(
+        sw_if_index=int(details.sw_if_index),
+        name=str(details.interface_name),
+        tag=str(details.tag),
+        mac=str(details.l2_address),
+        admin_up=bool(flags & ADMIN_UP),
+        link_up=bool(flags & LINK_UP),
+        link_mtu=int(details.link_mtu),
+        socket_path=str(vhost.sock_filename),
+        is_server=bool(vhost.is_server),
+        num_regions=int(vhost.num_regions),
+        sock_errno=int(vhost.sock_errno),
+        virtio_net_hdr_sz=int(vhost.virtio_net_hdr_sz),
+        features_first_32=int(vhost.features_first_32),
+        features_last_32=int(vhost.features_last_32),
+    )
+
+
+def interface_indexes(client: VppClient) -> dict[int, str]:
+    """Every interface VPP has, index -> name: what tells a route's path points nowhere."""
+    found = client.dump("sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=False, name_filter="")
+    return {int(d.sw_if_index): str(d.interface_name) for d in found}
+
+
+def interface_at(client: VppClient, index: int) -> Any:
+    """The sw_interface_details at `index`, or None."""
+    found = client.dump("sw_interface_dump", sw_if_index=index, name_filter_valid=False, name_filter="")
+    return next((d for d in found if int(d.sw_if_index) == index), None)
+
+
+def interface_named(client: VppClient, name: str) -> Any:
+    """The sw_interface_details of exactly `name` (VPP's name filter is a substring match)."""
+    found = client.dump("sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=True, name_filter=name)
+    return next((d for d in found if d.interface_name == name), None)
+
+
+def fetch_host_routes(client: VppClient) -> list[HostRoute]:
+    return [HostRoute(ip, index) for ip, index in _single_path_host_routes(client, PATH_TYPE_NORMAL)]
+
+
+def interface_addresses(client: VppClient, sw_if_index: int) -> list[str]:
+    """The interface's IPv4 addresses, read from their receive /32s: the API definitions
+    the project carries have no address dump, and the FIB has the same answer."""
+    return [ip for ip, index in _single_path_host_routes(client, PATH_TYPE_LOCAL) if index == sw_if_index]
+
+
+def _single_path_host_routes(client: VppClient, path_type: int) -> list[tuple[str, int]]:
+    routes = client.dump("ip_route_dump", table={"table_id": 0, "is_ip6": False, "name": ""})
+    found = []
+    for details in routes:
+        route = details.route
+        paths = list(route.paths)[: int(route.n_paths)]
+        if route.prefix.prefixlen != 32 or len(paths) != 1:
+            continue
+        path = paths[0]
+        if int(path.type) != path_type or int(path.sw_if_index) == ANY_INDEX:
+            continue
+        found.append((str(route.prefix.network_address), int(path.sw_if_index)))
+    return found
+
+
+def fetch_neighbours(client: VppClient, sw_if_index: int = ANY_INDEX) -> list[Neighbour]:
+    found = client.dump("ip_neighbor_dump", sw_if_index=sw_if_index, af=0)
+    return [
+        Neighbour(
+            ip=str(n.neighbor.ip_address),
+            mac=str(n.neighbor.mac_address),
+            sw_if_index=int(n.neighbor.sw_if_index),
+            static=bool(int(n.neighbor.flags) & 1),
+        )
+        for n in found
+    ]
+
+
+# -- the node's side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalRecord:
+    """One record file under cniDir with the paths of its sibling files."""
+
+    container_id: str
+    ifname: str
+    record: PortRecord
+    record_path: str
+    ip4_conf_path: str
+    socket_path: str
+    socket_present: bool
+    ip4_conf_present: bool
+    # False when the file's name is not `<cid12>-<ifname>.json` for the ifname it holds:
+    # then removing "its" files by name could hit another attachment's.
+    named_as_expected: bool
+
+    @property
+    def owner_tag(self) -> str:
+        return self.record.tag or ownership_tag(self.container_id, self.ifname)
+
+
+def parse_owner_tag(tag: str) -> tuple[str, str] | None:
+    """(cid12, ifname) from `cni:<cid12>:<ifname>`, or None for any other tag."""
+    if not tag.startswith(OWNER_TAG_PREFIX):
+        return None
+    cid12, sep, ifname = tag[len(OWNER_TAG_PREFIX) :].partition(":")
+    return (cid12, ifname) if sep else (cid12, "")
+
+
+def load_records(cni_dir: str) -> list[LocalRecord]:
+    found = []
+    for entry in iter_records(cni_dir):
+        prefix = entry.file_name.removesuffix(RECORD_SUFFIX)
+        ifname = entry.record.ifname or prefix.partition("-")[2]
+        directory = os.path.join(cni_dir, entry.container_id)
+        socket_path = entry.record.socket_path or os.path.join(directory, prefix)
+        ip4_conf_path = os.path.join(directory, f"{prefix}-ip4.conf")
+        found.append(
+            LocalRecord(
+                container_id=entry.container_id,
+                ifname=ifname,
+                record=entry.record,
+                record_path=os.path.join(directory, entry.file_name),
+                ip4_conf_path=ip4_conf_path,
+                socket_path=socket_path,
+                socket_present=is_socket(socket_path),
+                ip4_conf_present=os.path.isfile(ip4_conf_path),
+                named_as_expected=prefix == f"{entry.container_id[:CONTAINER_ID_PREFIX_LEN]}-{ifname}",
+            )
+        )
+    return found
+
+
+def is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+# -- the join ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortRow:
+    """One attachment or VPP port, with what is wrong with it (`status`)."""
+
+    status: str
+    container_id: str  # the full ID from a record; the tag's 12 characters for an orphan
+    ifname: str
+    local: LocalRecord | None
+    port: VppPort | None
+
+    @property
+    def problem(self) -> bool:
+        return self.status in PROBLEM_STATUSES
+
+    def summary(self) -> dict[str, Any]:
+        """The row as the JSON of `ports` and `show` carries it."""
+        record, port = (self.local.record if self.local else None), self.port
+        return {
+            "container_id": self.container_id,
+            "ifname": self.ifname,
+            "status": self.status,
+            "network": record.network if record else None,
+            "backend": record.backend if record else None,
+            "phase": record.phase if record else None,
+            "interface": port.name if port else (record.vhostname or None if record else None),
+            "sw_if_index": port.sw_if_index if port else None,
+            "tag": port.tag if port else None,
+            "socket": self.local.socket_path if self.local else (port.socket_path if port else None),
+            "socket_present": self.local.socket_present if self.local else None,
+            "admin_up": port.admin_up if port else None,
+            "link_up": port.link_up if port else None,
+            "frontend_connected": port.frontend_connected if port else None,
+            "num_regions": port.num_regions if port else None,
+            "sock_errno": port.sock_errno if port else None,
+            "pod_ip": (record.ip_addr or None) if record else None,
+            "pod_mac": (record.ifmac or None) if record else None,
+            "gateway_mac": (record.vhostmac or None) if record and record.vhostmac else _mac(port),
+        }
+
+
+def _mac(port: VppPort | None) -> str | None:
+    return port.mac if port else None
+
+
+def join(records: Iterable[LocalRecord], ports: Iterable[VppPort]) -> list[PortRow]:
+    """Every record with the port it owns, then every port no record owns."""
+    unclaimed = list(ports)
+    rows = []
+    for local in records:
+        port = next((p for p in unclaimed if _owns(local, p)), None)
+        if port is not None:
+            unclaimed.remove(port)
+        rows.append(PortRow(_record_status(local, port), local.container_id, local.ifname, local, port))
+    for port in unclaimed:
+        owner = parse_owner_tag(port.tag)
+        if owner is not None:
+            rows.append(PortRow(STATUS_ORPHAN, owner[0], owner[1], None, port))
+        else:
+            status = STATUS_MANUAL if port.tag.startswith(MANUAL_TAG_PREFIX) else STATUS_UNMANAGED
+            rows.append(PortRow(status, "", "", None, port))
+    return sorted(rows, key=lambda r: (r.container_id, r.ifname, r.port.sw_if_index if r.port else -1))
+
+
+def _owns(local: LocalRecord, port: VppPort) -> bool:
+    if port.socket_path != local.socket_path:
+        return False
+    return local.record.backend == "tool" or port.tag == local.owner_tag
+
+
+def _record_status(local: LocalRecord, port: VppPort | None) -> str:
+    if local.record.phase == PHASE_PENDING:
+        return STATUS_STALE  # an ADD that died halfway (or is running right now)
+    if port is None:
+        return STATUS_MISSING
+    if not local.socket_present and local.record.socket_mode == "server":
+        return STATUS_STALE  # VPP made the socket; in client mode the pod's app makes it
+    return STATUS_OK
+
+
+def owned_rows(rows: Iterable[PortRow], include_all: bool) -> list[PortRow]:
+    """Rows of the plugin's attachments and `cni:` ports; with `include_all`, every port."""
+    return [r for r in rows if include_all or r.status not in (STATUS_MANUAL, STATUS_UNMANAGED)]
+
+
+def build_view(client: VppClient, cni_dir: str) -> list[PortRow]:
+    # VPP first: ADD writes its pending record before it creates the port, so a port seen
+    # here has its record on disk by the time the records are read, and no running ADD's
+    # port is mistaken for an orphan.
+    ports = fetch_ports(client)
+    return join(load_records(cni_dir), ports)
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _feature_names() -> dict[int, str]:
+    """Bit -> short name (VIRTIO_NET_F_API_MRG_RXBUF -> MRG_RXBUF), from VPP's own enums."""
+    doc = json.loads((API_JSON_DIR / "virtio_types.api.json").read_text())
+    names: dict[int, str] = {}
+    for enum in doc["enums"]:
+        offset = _FEATURE_ENUMS.get(enum[0])
+        if offset is None:
+            continue
+        for item in enum[1:]:
+            if isinstance(item, list):
+                name, value = item
+                names[offset + int(value).bit_length() - 1] = str(name).split("_API_", 1)[-1]
+    return names
+
+
+def decode_features(first_32: int, last_32: int) -> list[str]:
+    """Negotiated virtio feature names, lowest bit first; unnamed bits as `bit<N>`."""
+    bits = (last_32 << 32) | first_32
+    names = _feature_names()
+    return [names.get(bit, f"bit{bit}") for bit in range(64) if bits >> bit & 1]
+
+
+def errno_text(value: int) -> str:
+    if not value:
+        return "0"
+    return f"{value} ({errno.errorcode.get(value, 'unknown')})"

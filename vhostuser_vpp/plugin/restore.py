@@ -1,0 +1,115 @@
+"""Making again in VPP the ports that records describe: the way back after a VPP restart.
+
+A CNI plugin runs only when a runtime calls it, so nothing re-creates ports that
+a restarted VPP forgot; pods would stay cut off until restarted. `restore` reads
+every ready record of the binary-API backend and, where VPP lacks the port,
+creates it at the same socket path with the same MAC, tag and wiring, then
+updates the record's interface name and index. Ports VPP still has are left alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from vhostuser_vpp.backends.base import BackendError, PortSpec, Wiring
+from vhostuser_vpp.backends.vpp import VppBackend, VppOptions
+from vhostuser_vpp.plugin.teardown import port_ref
+from vhostuser_vpp.store.attachment import Attachment, StoreError
+from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_lock_path
+from vhostuser_vpp.store.records import PHASE_READY, PortRecord
+from vhostuser_vpp.store.scan import iter_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    container_id: str
+    ifname: str
+    vhostname: str
+    status: str  # ok (VPP has it), restored, skipped, failed
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class VppAccess:
+    api_socket: str
+    connect_timeout: float
+    call_timeout: float
+
+
+def restore_all(cni_dir: str, vpp: VppAccess) -> list[Outcome]:
+    outcomes = []
+    for found in iter_records(cni_dir):
+        record = found.record
+        if record.phase != PHASE_READY or record.backend != "vpp":
+            reason = "not finished" if record.phase != PHASE_READY else f"backend {record.backend or 'tool'}"
+            outcomes.append(Outcome(found.container_id, record.ifname, record.vhostname, "skipped", reason))
+            continue
+        attachment = Attachment(cni_dir, found.container_id, record.ifname)
+        try:
+            with container_lock(cni_dir, found.container_id, timeout_s=vpp.call_timeout):
+                outcomes.append(_restore_one(attachment, vpp))
+        except (LockTimeout, StoreError, BackendError) as err:
+            outcomes.append(Outcome(found.container_id, record.ifname, record.vhostname, "failed", str(err)))
+    return outcomes
+
+
+def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
+    with attachment.open_dir(create=False) as dir_fd:
+        record = attachment.read_record(dir_fd) if dir_fd is not None else None
+        if dir_fd is None or record is None:
+            return Outcome(attachment.container_id, attachment.ifname, "", "skipped", "deleted meanwhile")
+        backend = VppBackend(_options(record, vpp, node_setup_lock_path(attachment.cni_dir)))
+        try:
+            backend.connect()
+            if backend.inspect(port_ref(record)) is not None:
+                return Outcome(attachment.container_id, attachment.ifname, record.vhostname, "ok")
+            port = backend.create_port(
+                PortSpec(record.socket_path, record.tag, is_server=record.socket_mode == "server")
+            )
+            try:
+                wired = backend.wire(port, Wiring(record.ip_addr, record.ifmac, _gateway_cidr(record)))
+            except BackendError:
+                backend.delete_port(port_ref(record))
+                raise
+        finally:
+            backend.close()
+        record.vhostname = port.name
+        record.port = {**port.handle, **wired}
+        attachment.write_record(dir_fd, record)
+    log.info("restored %s at %s", port.name, record.socket_path)
+    return Outcome(attachment.container_id, attachment.ifname, port.name, "restored")
+
+
+def _options(record: PortRecord, vpp: VppAccess, setup_lock: str) -> VppOptions:
+    handle = record.port
+    settings = handle.get("settings", {})
+    bridge_domain = handle.get("bridge_domain")
+    return VppOptions(
+        api_socket=vpp.api_socket,
+        connect_timeout=vpp.connect_timeout,
+        call_timeout=vpp.call_timeout,
+        mode=str(handle.get("mode", "l3")),
+        unnumbered_to=str(handle.get("unnumbered_to", "loop0")),
+        create_loopback=bool(handle.get("create_loopback", False)),
+        bridge_domain=int(bridge_domain) if bridge_domain is not None else None,
+        enable_gso=bool(settings.get("enable_gso", False)),
+        enable_packed=bool(settings.get("enable_packed", False)),
+        enable_event_idx=bool(settings.get("enable_event_idx", False)),
+        disable_mrg_rxbuf=bool(settings.get("disable_mrg_rxbuf", False)),
+        disable_indirect_desc=bool(settings.get("disable_indirect_desc", False)),
+        # The same MAC as before, so the pod's gwMac in its ip4.conf stays true.
+        port_mac=record.vhostmac or None,
+        setup_lock=setup_lock,
+    )
+
+
+def _gateway_cidr(record: PortRecord) -> str | None:
+    for ip in record.result.get("ips", []):
+        address, gateway = ip.get("address", ""), ip.get("gateway")
+        if gateway and address and ipaddress.ip_interface(address).ip == ipaddress.ip_address(record.ip_addr):
+            return f"{gateway}/{ipaddress.ip_interface(address).network.prefixlen}"
+    return None
