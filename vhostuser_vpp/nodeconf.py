@@ -80,28 +80,13 @@ class NodePolicy:
                 )
 
     def check_api_socket(self, path: str) -> None:
-        if path not in self.allowed_api_sockets:
-            raise CniError(
-                CniCode.INVALID_CONFIG,
-                "vhost.api_socket is not allowed on this node",
-                f"{path!r} is not in allowed_api_sockets of {self.source}",
-            )
+        self._require_listed("vhost.api_socket", path, "allowed_api_sockets")
 
     def check_host_route_device(self, device: str) -> None:
-        if device not in self.allowed_host_route_devices:
-            raise CniError(
-                CniCode.INVALID_CONFIG,
-                "vhost.host_route is not allowed on this node",
-                f"{device!r} is not in allowed_host_route_devices of {self.source}",
-            )
+        self._require_listed("vhost.host_route", device, "allowed_host_route_devices")
 
     def check_vhost_tool(self, tool: str) -> None:
-        if tool not in self.allowed_vhost_tools:
-            raise CniError(
-                CniCode.INVALID_CONFIG,
-                "vhost.vhost_tool is not allowed on this node",
-                f"{tool!r} is not in allowed_vhost_tools of {self.source}",
-            )
+        self._require_listed("vhost.vhost_tool", tool, "allowed_vhost_tools")
         try:
             st = os.stat(tool)
         except OSError as exc:
@@ -115,6 +100,14 @@ class NodePolicy:
                 CniCode.INVALID_CONFIG,
                 "vhost.vhost_tool may be changed by other users; refusing to run it",
                 f"{tool}: owner uid {st.st_uid}, mode {stat.filemode(st.st_mode)}",
+            )
+
+    def _require_listed(self, what: str, value: str, key: str) -> None:
+        if value not in getattr(self, key):
+            raise CniError(
+                CniCode.INVALID_CONFIG,
+                f"{what} is not allowed on this node",
+                f"{value!r} is not in {key} of {self.source}",
             )
 
     def check_log_file(self, log_file: str) -> None:

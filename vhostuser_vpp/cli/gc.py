@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from vhostuser_vpp.backends.base import Wiring
 from vhostuser_vpp.backends.vpp import (
     ANY_INDEX,
     BRIDGE_DOMAIN_ADD_DEL_VARIANTS,
@@ -33,7 +34,7 @@ from vhostuser_vpp.backends.vpp import (
     ERR_BD_IN_USE,
     ERR_NO_SUCH_ENTRY,
     NEIGHBOR_STATIC,
-    PATH_NH_PROTO_IP4,
+    pod_route,
 )
 from vhostuser_vpp.cli import output, vppview
 from vhostuser_vpp.store.attachment import Attachment, StoreError
@@ -46,7 +47,6 @@ STALE_RECORD = "remove stale record"
 STALE_ROUTE = "delete stale route"
 EMPTY_BRIDGE_DOMAIN = "delete empty bridge domain"
 PLANNED, DONE = "planned", "done"
-_EMPTY_LABEL = {"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}
 # A record's path already names its container and interface.
 _SHOWN_BY_TARGET = frozenset({"container_id", "ifname"})
 COLUMNS = (("action", "ACTION"), ("target", "TARGET"), ("details", "DETAILS"), ("result", "RESULT"))
@@ -383,20 +383,7 @@ def _tolerate(client: VppClient, message: str, **fields: Any) -> None:
 
 def _route(ip: str, index: int) -> dict[str, Any]:
     """A pod's /32 as the plugin adds it; VPP deletes the prefix as a whole."""
-    path = {
-        "sw_if_index": index,
-        "table_id": 0,
-        "rpf_id": 0,
-        "weight": 0,
-        "preference": 0,
-        "type": 0,
-        "flags": 0,
-        "proto": PATH_NH_PROTO_IP4,
-        "nh": {"address": {"ip4": ip}, "via_label": 0, "obj_id": 0, "classify_table_index": 0},
-        "n_labels": 0,
-        "label_stack": [_EMPTY_LABEL] * 16,
-    }
-    return {"table_id": 0, "stats_index": 0, "prefix": f"{ip}/32", "n_paths": 1, "paths": [path]}
+    return pod_route(Wiring(pod_ip=ip, pod_mac=""), index)
 
 
 # -- printing ----------------------------------------------------------------------------------
