@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.conftest import CniRun, VppNode, new_container_id
+from tests.integration.conftest import PLUGIN, CniRun, VppNode, new_container_id
+from tests.integration.vpp_probe import VppProbe
+from vhostuser_vpp.sim import Emulator
+from vhostuser_vpp.sim.faults import Decision, Faults
 
 
 def test_64_parallel_adds_then_64_parallel_dels(vpp: VppNode) -> None:
@@ -105,3 +111,46 @@ def test_del_with_vpp_down_keeps_the_record_and_a_retry_finishes(vpp: VppNode) -
     probe.reconnect()
     node.run("DEL", config, cid).assert_ok()
     assert node.files() == set()
+
+
+class _SignalOn(Faults):
+    """Faults that tell the test when the plugin reached `message` (and never answer it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+        self.reached = threading.Event()
+        self.ignore(message, times=None)
+
+    def decide(self, message: str) -> Decision:
+        if message == self.message:
+            self.reached.set()
+        return super().decide(message)
+
+
+def test_a_plugin_killed_mid_add_leaves_enough_for_del(vpp: VppNode) -> None:
+    vpp.need_emulator().stop()
+    node = vpp.node
+    faults = _SignalOn("ip_neighbor_add_del")
+    with Emulator.start(node.api_socket, faults=faults), VppProbe(node.api_socket) as probe:
+        cid = new_container_id()
+        config = node.vpp_config()
+        env = node.env("ADD", cid, "net1", "/var/run/netns/pod")
+        plugin = subprocess.Popen(
+            [PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+        assert plugin.stdin is not None
+        plugin.stdin.write(json.dumps(config).encode())
+        plugin.stdin.close()
+        assert faults.reached.wait(timeout=60), "the ADD never got to the neighbour"
+        plugin.send_signal(signal.SIGKILL)
+        plugin.wait(timeout=30)
+        assert len(probe.ports(str(node.cni_dir))) == 1
+        assert len(probe.pod_routes()) == 1
+        assert len(node.reservations()) == 1
+
+        faults.clear()
+        node.run("DEL", config, cid).assert_ok()
+        assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+        assert node.reservations() == {}
+        assert node.files() == set()

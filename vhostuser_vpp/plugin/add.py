@@ -141,6 +141,11 @@ def _add_with_backend(
             handle=port.handle,
         )
         undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
+        # Still pending, but now naming the port and the pod's address: a plugin killed
+        # from here on leaves DEL and GC all they need to unwire and delete it.
+        record.vhostname, record.vhostmac, record.ifmac, record.ip_addr = port.name, port.mac, pod_mac, ip4.ip
+        record.port = dict(port.handle)
+        attachment.write_record(dir_fd, record)
         if vpp_is_server:
             file_mode = int(vhost.socket_file_mode, 8) if vhost.socket_file_mode else None
             attachment.set_socket_access(dir_fd, file_mode, socket_ids)
@@ -176,10 +181,6 @@ def _add_with_backend(
             dns=ipam_result.dns,
         )
         record.phase = PHASE_READY
-        record.vhostname = port.name
-        record.vhostmac = port.mac
-        record.ifmac = pod_mac
-        record.ip_addr = ip4.ip
         record.port = {**port.handle, **wired}
         record.result = result.to_json(RECORDED_RESULT_VERSION)
         attachment.write_record(dir_fd, record)

@@ -35,7 +35,9 @@ def port_ref(record: PortRecord) -> PortRef:
 
 
 def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
-    if not record.vhostname:
+    # The binary-API backend finds a port by its tag and socket path even when the
+    # record has no name yet (a plugin killed right after creating it); a tool cannot.
+    if not record.vhostname and record.backend != backend_choice.BACKEND_VPP:
         log.info("no VPP interface recorded (ADD stopped before creating it)")
         return None
     try:
@@ -48,7 +50,7 @@ def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
         return errors.from_backend(err, f"deleting VPP interface {record.vhostname}")
     finally:
         backend.close()
-    log.info("deleted VPP interface %s", record.vhostname)
+    log.info("deleted the VPP interface of %s", record.socket_path)
     return None
 
 
