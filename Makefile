@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CNI_BIN_DIR ?= /usr/lib/cni
 STAMP := $(VENV)/.installed
 
-.PHONY: install cni-plugins demo test unit integration lint bench clean
+.PHONY: install cni-plugins runtime demo test unit integration lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -25,6 +25,11 @@ install: $(STAMP)
 cni-plugins:
 	@test -x $(CNI_BIN_DIR)/host-local || { apt-get update -qq && apt-get install -y -qq containernetworking-plugins; }
 
+# A real CNI runtime for tests/integration/test_podman.py: podman, runc, a static busybox.
+runtime:
+	@{ command -v podman && command -v runc && dpkg -s busybox-static; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq podman runc busybox-static; }
+
 demo: install cni-plugins
 	$(PY) examples/demo.py --cni-bin-dir $(CNI_BIN_DIR)
 
@@ -33,13 +38,13 @@ lint: install
 	$(VENV)/bin/ruff format --check vhostuser_vpp tests examples bench
 	$(VENV)/bin/mypy
 
-test: install cni-plugins lint
+test: install cni-plugins runtime lint
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q
 
 unit: install
 	$(PY) -m pytest -q tests/unit
 
-integration: install cni-plugins
+integration: install cni-plugins runtime
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q tests/integration
 
 # Cold-process ADD/DEL timings against the in-process emulator (table; JSON to $BENCH_OUT,
