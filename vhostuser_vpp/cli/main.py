@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "vhostuser_vpp.cli.restore",
         "after a VPP restart, make the ports the records describe again",
     ),
+    "install": ("vhostuser_vpp.cli.install", "put the vhostuser plugin into a CNI bin dir, atomically"),
+    "uninstall": ("vhostuser_vpp.cli.install", "remove the vhostuser plugin installed by `install`"),
 }
 
 
