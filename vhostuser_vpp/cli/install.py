@@ -21,16 +21,15 @@ subcommand's name.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import secrets
 import stat
 import subprocess
 import sys
 
 from vhostuser_vpp.cli import output
 from vhostuser_vpp.defaults import DEFAULT_CNI_DIR
+from vhostuser_vpp.store import atomic
 
 LAUNCHER_NAME = "vhostuser"
 # The second line of every launcher we write: how uninstall (and a later install)
@@ -179,35 +178,14 @@ def _put_launcher(bin_dir: str, content: bytes, force: bool) -> str:
                 f"{os.path.join(bin_dir, LAUNCHER_NAME)} was not installed by vhostuser-vpp "
                 "(the original Go plugin?); --force replaces it"
             )
-        tmp = f".{LAUNCHER_NAME}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755, dir_fd=dir_fd
+        atomic.write_file(
+            dir_fd, LAUNCHER_NAME, content, mode=0o755, check=lambda tmp: _probe(os.path.join(bin_dir, tmp))
         )
-        try:
-            try:
-                os.fchmod(fd, 0o755)  # whatever the umask
-                _write_all(fd, content)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _probe(os.path.join(bin_dir, tmp))
-            os.rename(tmp, LAUNCHER_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp, dir_fd=dir_fd)
-            raise
-        os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
     if current is None:
         return "installed"
     return "updated" if is_ours(current) else "replaced a vhostuser not installed by vhostuser-vpp"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _probe(path: str) -> None:
@@ -249,25 +227,9 @@ def _create_node_config(path: str) -> bool:
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, mode=0o755, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    tmp = f".{name}.{secrets.token_hex(4)}.tmp"
     try:
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
-        )
-        try:
-            os.fchmod(fd, 0o644)
-            os.fchown(fd, 0, 0)  # the plugin trusts only a root-owned policy
-            _write_all(fd, (json.dumps(doc, indent=2) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except FileExistsError:
-            return False
-        os.fsync(dir_fd)
-        return True
+        # Root-owned: the plugin trusts no other policy.
+        data = (json.dumps(doc, indent=2) + "\n").encode()
+        return atomic.write_file(dir_fd, name, data, mode=0o644, owner=(0, 0), replace=False)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dir_fd)
         os.close(dir_fd)

@@ -63,9 +63,7 @@ def run(args: CmdArgs) -> Result:
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
-        raise CniError(
-            CniCode.TRY_AGAIN_LATER, "another plugin holds this container's lock", str(err)
-        ) from err
+        raise errors.from_lock_timeout(err) from err
 
 
 def _add_locked(

@@ -34,9 +34,7 @@ def run(args: CmdArgs) -> None:
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
-        raise CniError(
-            CniCode.TRY_AGAIN_LATER, "another plugin holds this container's lock", str(err)
-        ) from err
+        raise errors.from_lock_timeout(err) from err
     except FileNotFoundError as err:
         raise CniError(CniCode.UNKNOWN_CONTAINER, "no attachment for this container", str(err)) from err
     inv.ipam.check(Result.from_json(record.result, source="the saved record"))

@@ -8,7 +8,7 @@ empty CNI_NETNS is fine: the port never lived in the pod's namespace.
 from __future__ import annotations
 
 from vhostuser_vpp.cni.env import CmdArgs
-from vhostuser_vpp.cni.errors import CniCode, CniError
+from vhostuser_vpp.cni.errors import CniError
 from vhostuser_vpp.plugin import errors
 from vhostuser_vpp.plugin.context import prepare
 from vhostuser_vpp.plugin.teardown import remove_attachment
@@ -33,9 +33,7 @@ def run(args: CmdArgs) -> None:
     except StoreError as err:
         failures.append(errors.from_store(err))
     except LockTimeout as err:
-        failures.append(
-            CniError(CniCode.TRY_AGAIN_LATER, "another plugin holds this container's lock", str(err))
-        )
+        failures.append(errors.from_lock_timeout(err))
     device_info_file = inv.conf.runtime_config.device_info_file
     if device_info_file:
         inv.policy.check_device_info_file(device_info_file)

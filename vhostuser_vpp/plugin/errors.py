@@ -5,6 +5,7 @@ from __future__ import annotations
 from vhostuser_vpp.backends.base import BackendError, BackendMisconfigured, BackendUnavailable
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.store.attachment import StoreError
+from vhostuser_vpp.store.lock import LockTimeout
 
 
 def from_backend(err: BackendError, during: str) -> CniError:
@@ -19,6 +20,10 @@ def from_backend(err: BackendError, during: str) -> CniError:
 
 def from_store(err: StoreError) -> CniError:
     return CniError(CniCode.IO_FAILURE, err.msg, err.details)
+
+
+def from_lock_timeout(err: LockTimeout) -> CniError:
+    return CniError(CniCode.TRY_AGAIN_LATER, "another plugin holds this container's lock", str(err))
 
 
 def combine(errors: list[CniError], what: str) -> CniError:

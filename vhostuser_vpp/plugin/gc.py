@@ -62,7 +62,7 @@ def run(args: CmdArgs) -> None:
             with container_lock(inv.conf.cni_dir, found.container_id) as lock:
                 failures.extend(remove_attachment(inv, attachment, lock, ipam_env))
         except LockTimeout as err:
-            failures.append(CniError(CniCode.TRY_AGAIN_LATER, "a container's lock is held", str(err)))
+            failures.append(errors.from_lock_timeout(err))
     if inv.ipam.supports("1.1.0"):
         try:
             inv.ipam.call("GC")

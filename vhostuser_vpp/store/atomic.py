@@ -11,9 +11,23 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Callable
 
 
-def write_file(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+def write_file(
+    dir_fd: int,
+    name: str,
+    data: bytes,
+    mode: int = 0o644,
+    *,
+    owner: tuple[int, int] | None = None,
+    check: Callable[[str], None] | None = None,
+    replace: bool = True,
+) -> bool:
+    """Writes `name` whole. `check(tmp_name)` may inspect (or run) the finished temporary
+    file and raise to keep the old one. With `replace=False` an existing file is never
+    replaced, even one that appears meanwhile (the file is linked into place, which
+    fails where rename would overwrite); returns False then."""
     tmp = f".{name}.{secrets.token_hex(4)}.tmp"
     fd = os.open(
         tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd
@@ -21,6 +35,8 @@ def write_file(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
     try:
         try:
             os.fchmod(fd, mode)
+            if owner is not None:
+                os.fchown(fd, *owner)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -28,12 +44,23 @@ def write_file(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if check is not None:
+            check(tmp)
+        if replace:
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            try:
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp, dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dir_fd)
         raise
     os.fsync(dir_fd)
+    return True
 
 
 def read_file(dir_fd: int, name: str, limit: int = 1 << 20) -> bytes:
