@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from vhostuser_vpp.sim.profile_data import CRCS_26_06, RELEASE_LACKS, release_crcs
 from vhostuser_vpp.vpp.api_files import API_JSON_DIR, REQUIRED_MODULES, api_json_files
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "vpp-reference"
@@ -86,6 +87,21 @@ def test_crcs_in_release_matrix() -> None:
         for message in doc["messages"]:
             crc = message[-1]["crc"]
             assert matrix.get(message[0]) == crc, message[0]
+
+
+@needs_reference
+@pytest.mark.parametrize("release", sorted(RELEASE_LACKS))
+def test_emulator_release_profiles_match_the_matrix(release: str) -> None:
+    """The emulator's per-release tables: the same CRCs as each release's .api files, and
+    exactly the messages that release has."""
+    rows = [
+        line.rstrip("\n").split("\t")
+        for line in (REFERENCE / "crc-matrix.tsv").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    column = rows[0].index(f"v{release}")
+    matrix = {row[1]: row[column] for row in rows[1:] if row[1] in CRCS_26_06 and row[column] != "-"}
+    assert release_crcs(release) == matrix
 
 
 def test_types_used_are_defined_in_the_same_file() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vhostuser_vpp.sim.profile_data import RELEASE_CRCS, VPP_2606_MESSAGE_IDS
+from vhostuser_vpp.sim.profile_data import RELEASE_LACKS, VPP_2606_MESSAGE_IDS, release_crcs
 
 # memclnt's handshake ids are fixed by the socket transport; everything else may move.
 SOCKCLNT_CREATE_ID = 15
@@ -36,12 +36,12 @@ MAX_ID_OFFSET = 60000
 
 
 def known_profiles() -> list[str]:
-    return sorted(RELEASE_CRCS)
+    return sorted(RELEASE_LACKS)
 
 
 def normalise_profile(profile: str) -> str:
     release = profile.removeprefix("v").removesuffix("-release")
-    if release not in RELEASE_CRCS:
+    if release not in RELEASE_LACKS:
         raise ValueError(f"unknown VPP profile {profile!r}; known: {', '.join(known_profiles())}")
     return release
 
@@ -79,7 +79,7 @@ def build_table(
     release = normalise_profile(profile)
     if not 0 <= id_offset <= MAX_ID_OFFSET:
         raise ValueError(f"id offset must be between 0 and {MAX_ID_OFFSET}")
-    release_crcs = RELEASE_CRCS[release]
+    advertised = release_crcs(release)
     omitted = set(omit)
     unknown = omitted - set(defined)
     if unknown:
@@ -92,7 +92,7 @@ def build_table(
     crcs: dict[str, str] = {}
     next_free = max(VPP_2606_MESSAGE_IDS.values()) + 1
     for name in sorted(defined):
-        if name in omitted or name not in release_crcs:
+        if name in omitted or name not in advertised:
             continue
         if name in FIXED_IDS:
             ids[name] = FIXED_IDS[name]
@@ -101,5 +101,5 @@ def build_table(
         else:
             ids[name] = next_free + id_offset
             next_free += 1
-        crcs[name] = release_crcs[name]
+        crcs[name] = advertised[name]
     return MessageTable(release=release, ids=ids, crcs=crcs)
