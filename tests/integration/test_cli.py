@@ -315,12 +315,12 @@ def test_gc_takes_the_containers_lock_before_removing_its_files(vpp: VppNode) ->
     add(vpp, cid)
     vpp.probe.delete_port(index_of(vpp, cid))
     with container_lock(str(node.cni_dir), cid):
-        busy = cli(vpp, "gc", "--timeout", "0.5", "-o", "json")
+        busy = cli(vpp, "gc", "--force", "--timeout", "0.5", "-o", "json")
     assert busy.code == 1
     [action] = [a for a in busy.doc["actions"] if a["action"] == "remove stale record"]
     assert action["result"].startswith("failed") and "held" in action["result"]
     assert {f"{cid}/{cid[:12]}-net1.json", f"{cid}/{cid[:12]}-net1-ip4.conf"} <= node.files()
-    assert cli(vpp, "gc").code == 0
+    assert cli(vpp, "gc", "--force").code == 0
     assert node.files() == set()
 
 
@@ -336,7 +336,7 @@ def test_gc_network_touches_only_that_networks_records(vpp: VppNode) -> None:
         vpp.probe.delete_port(index_of(vpp, cid))
     (node.cni_dir / orphan / f"{orphan[:12]}-net1.json").unlink()
 
-    run = cli(vpp, "gc", "--network", "other-network", "-o", "json")
+    run = cli(vpp, "gc", "--force", "--network", "other-network", "-o", "json")
     assert run.code == 0, run.stdout
     assert [a["target"] for a in run.doc["actions"] if a["action"] == "remove stale record"] == [
         str(node.cni_dir / theirs / f"{theirs[:12]}-net1.json")
@@ -453,5 +453,5 @@ def test_delete_refuses_a_pods_port_without_force(vpp: VppNode) -> None:
     assert forced.code == 0
     assert vpp.probe.interface(index) is None
     assert "gc" in forced.stderr
-    assert cli(vpp, "gc").code == 0
+    assert cli(vpp, "gc", "--force").code == 0
     assert vpp.node.files() == set()

@@ -77,3 +77,20 @@ def test_restore_reports_failures_with_exit_1(vpp: VppNode) -> None:
     [outcome] = json.loads(restored.stdout)
     assert outcome["status"] == "failed"
     assert "create_vhost_user_if_v2" in outcome["detail"]
+
+
+def test_gc_after_a_vpp_restart_keeps_the_records_restore_needs(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    node = vpp.node
+    cid = new_container_id()
+    node.run("ADD", node.vpp_config(), cid).assert_ok()
+    emulator.restart()
+    argv = [CLI, "gc", "--api-socket", node.api_socket, "--cni-dir", str(node.cni_dir), "-o", "json"]
+    gc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert gc.returncode == 0, gc.stderr
+    doc = json.loads(gc.stdout)
+    assert doc["actions"] == []
+    assert any("vhostuser-vpp restore" in note for note in doc["notes"])
+    assert (node.cni_dir / cid / f"{cid[:12]}-net1.json").exists()
+    assert _restore(vpp).returncode == 0
+    node.run("DEL", node.vpp_config(), cid).assert_ok()

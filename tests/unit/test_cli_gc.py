@@ -39,7 +39,7 @@ def kinds(plan: gc.Plan) -> list[tuple[str, str]]:
 
 def test_a_healthy_node_has_nothing_to_collect() -> None:
     snap = snapshot([local(CID_A)], [port(1, socket_of(CID_A), TAG_A)], [HostRoute("10.56.217.131", 1)])
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert plan.actions == [] and plan.notes == []
 
 
@@ -51,7 +51,7 @@ def test_an_orphan_goes_with_its_neighbours_and_routes() -> None:
         [HostRoute("10.56.217.140", 3), HostRoute("10.56.217.1", LOOP)],
         neighbours={3: [Neighbour("10.56.217.140", "aa:bb:cc:dd:ee:ff", 3, True)]},
     )
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     [action] = plan.actions
     assert (action.kind, action.target) == (gc.ORPHAN_PORT, orphan.name)
     assert action.details["routes"] == ["10.56.217.140/32"]
@@ -64,19 +64,19 @@ def test_an_orphan_goes_with_its_neighbours_and_routes() -> None:
 def test_an_orphans_files_are_only_touched_where_the_plugin_would_have_put_them() -> None:
     elsewhere = port(3, f"/tmp/{CID_B}/{CID_B[:12]}-net1", TAG_B)
     other_name = port(4, f"{CNI_DIR}/{CID_B}/{CID_B[:12]}-net2", TAG_B)
-    plan = gc.make_plan(snapshot([], [elsewhere, other_name]), None)
+    plan = gc.make_plan(snapshot([], [elsewhere, other_name]), None, force=True)
     assert [a.details["files_in"] for a in plan.actions] == [None, None]
 
 
 def test_ports_without_the_cni_tag_are_never_planned() -> None:
     ports = [port(3, "/tmp/m.sock", "cni-manual:m"), port(4, "/tmp/q.sock", ""), port(5, "/x", "cni-gw:l")]
     routes = [HostRoute("10.0.0.9", 4)]
-    assert gc.make_plan(snapshot([], ports, routes), None).actions == []
+    assert gc.make_plan(snapshot([], ports, routes), None, force=True).actions == []
 
 
 def test_a_record_whose_port_is_gone_is_removed_with_its_route_and_an_ipam_note() -> None:
     snap = snapshot([local(CID_A)], [], [HostRoute("10.56.217.131", 1)])
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert kinds(plan) == [
         (gc.STALE_RECORD, socket_of(CID_A) + ".json"),
         (gc.STALE_ROUTE, "10.56.217.131/32"),
@@ -93,7 +93,7 @@ def test_a_route_left_on_an_index_another_pod_now_has_is_stale() -> None:
         [port(1, socket_of(CID_B), TAG_B)],
         [HostRoute("10.56.217.131", 1), HostRoute("10.56.217.132", 1)],
     )
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert kinds(plan) == [
         (gc.STALE_RECORD, socket_of(CID_A) + ".json"),
         (gc.STALE_ROUTE, "10.56.217.131/32"),
@@ -107,7 +107,7 @@ def test_a_live_pods_address_routed_to_another_pods_port_is_stale() -> None:
         [port(1, socket_of(CID_A), TAG_A), port(5, socket_of(CID_B), TAG_B)],
         [HostRoute("10.56.217.131", 5), HostRoute("10.56.217.132", 5)],
     )
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert kinds(plan) == [(gc.STALE_ROUTE, "10.56.217.131/32")]
     assert plan.actions[0].details["reason"] == "leads to another pod's port VirtualEthernet0/0/4"
 
@@ -118,7 +118,7 @@ def test_a_route_without_a_record_is_only_reported_and_one_to_a_live_interface_i
         [port(1, socket_of(CID_A), TAG_A)],
         [HostRoute("10.56.217.131", 1), HostRoute("192.0.2.7", 42), HostRoute("192.0.2.8", LOOP)],
     )
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert plan.actions == []
     [note] = plan.notes
     assert "192.0.2.7/32" in note and "left alone" in note
@@ -126,14 +126,14 @@ def test_a_route_without_a_record_is_only_reported_and_one_to_a_live_interface_i
 
 def test_a_live_pods_address_routed_to_a_foreign_interface_is_only_reported() -> None:
     snap = snapshot([local(CID_A)], [port(1, socket_of(CID_A), TAG_A)], [HostRoute("10.56.217.131", LOOP)])
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert plan.actions == []
     assert "leads to loop0" in plan.notes[0]
 
 
 def test_a_dead_pods_route_on_an_index_a_foreign_interface_now_has_is_stale() -> None:
     snap = snapshot([local(CID_A)], [], [HostRoute("10.56.217.131", LOOP)])
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert kinds(plan) == [
         (gc.STALE_RECORD, socket_of(CID_A) + ".json"),
         (gc.STALE_ROUTE, "10.56.217.131/32"),
@@ -144,14 +144,14 @@ def test_a_dead_pods_route_on_an_index_a_foreign_interface_now_has_is_stale() ->
 def test_a_stale_record_whose_port_exists_is_left_to_the_runtime() -> None:
     pending = local(CID_A, phase="pending")
     snap = snapshot([pending], [port(1, socket_of(CID_A), TAG_A)])
-    plan = gc.make_plan(snap, None)
+    plan = gc.make_plan(snap, None, force=True)
     assert plan.actions == []
     assert "left to the runtime's DEL" in plan.notes[0]
 
 
 def test_a_record_named_for_another_interface_is_only_reported() -> None:
     odd = replace(local(CID_A), named_as_expected=False)
-    plan = gc.make_plan(snapshot([odd], []), None)
+    plan = gc.make_plan(snapshot([odd], []), None, force=True)
     assert plan.actions == []
     assert "by hand" in plan.notes[0]
 
@@ -177,7 +177,7 @@ def test_network_limits_records_and_leaves_orphans_and_bridge_domains() -> None:
         [HostRoute("10.56.217.131", 1), HostRoute("10.56.217.132", 8)],
         bridge_domains=[gc.BridgeDomain(11, "cni-vhostuser", frozenset())],
     )
-    plan = gc.make_plan(snap, "mine")
+    plan = gc.make_plan(snap, "mine", force=True)
     assert kinds(plan) == [
         (gc.STALE_RECORD, socket_of(CID_A) + ".json"),
         (gc.STALE_ROUTE, "10.56.217.131/32"),
@@ -194,3 +194,19 @@ def test_actions_print_as_json_with_their_result() -> None:
         "sw_if_index": 4,
         "result": "planned",
     }
+
+
+def test_every_recorded_port_gone_looks_like_a_vpp_restart_and_keeps_the_records() -> None:
+    snap = snapshot([local(CID_A), local(CID_B)], [])
+    plan = gc.make_plan(snap, None)
+    assert plan.actions == []
+    assert any("vhostuser-vpp restore" in note for note in plan.notes)
+    forced = gc.make_plan(snap, None, force=True)
+    assert [a.kind for a in forced.actions] == [gc.STALE_RECORD, gc.STALE_RECORD]
+
+
+def test_one_dead_pod_among_live_ones_is_collected_without_force() -> None:
+    snap = snapshot([local(CID_A), local(CID_B)], [port(1, socket_of(CID_A), TAG_A)])
+    plan = gc.make_plan(snap, None)
+    assert [a.kind for a in plan.actions] == [gc.STALE_RECORD]
+    assert CID_B in plan.actions[0].target

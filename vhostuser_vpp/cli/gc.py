@@ -39,6 +39,7 @@ from vhostuser_vpp.backends.vpp import (
 from vhostuser_vpp.cli import output, vppview
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock
+from vhostuser_vpp.store.records import PHASE_READY
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppApiError, VppError
 
@@ -97,6 +98,9 @@ class Plan:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="change nothing; print what would be done")
     parser.add_argument(
+        "--force", action="store_true", help="remove stale records even when every recorded port is gone"
+    )
+    parser.add_argument(
         "--network",
         metavar="NAME",
         help="only this network's records (orphan ports and bridge domains belong to none: left alone)",
@@ -108,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def body(client: VppClient) -> int:
-        plan = make_plan(look(client, args.cni_dir), args.network)
+        plan = make_plan(look(client, args.cni_dir), args.network, args.force)
         if not args.dry_run:
             for action in plan.actions:
                 _carry_out(client, action, args)
@@ -145,7 +149,7 @@ def look(client: VppClient, cni_dir: str) -> Snapshot:
     )
 
 
-def make_plan(snap: Snapshot, network: str | None) -> Plan:
+def make_plan(snap: Snapshot, network: str | None, force: bool = False) -> Plan:
     plan = Plan()
     orphans = [r.port for r in snap.rows if r.status == vppview.STATUS_ORPHAN and r.port is not None]
     if network is not None and orphans:
@@ -157,6 +161,15 @@ def make_plan(snap: Snapshot, network: str | None) -> Plan:
         plan.actions.append(action)
         plan.notes.append(_orphan_note(action))
     records = [r for r in snap.rows if r.local and (network is None or r.local.record.network == network)]
+    ready = [r for r in records if r.local is not None and r.local.record.phase == PHASE_READY]
+    if ready and all(r.port is None for r in ready) and not force:
+        # Every pod's port gone at once is what a VPP restart looks like, not dead pods:
+        # removing the records now would leave `restore` nothing to rebuild the pods' ports from.
+        plan.notes.append(
+            "no recorded port exists in VPP: VPP has probably restarted; run `vhostuser-vpp restore` "
+            "first (records left alone; --force removes them)"
+        )
+        records = []
     for row in records:
         if row.local is not None:
             _plan_record(plan, row, row.local)
