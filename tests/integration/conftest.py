@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.integration.vpp_probe import VppProbe
+from tests.samples import readme_sample
 from vhostuser_vpp.sim import Emulator
 
 CNI_BIN_DIR = os.environ.get("CNI_BIN_DIR", "/usr/lib/cni")
@@ -90,22 +91,8 @@ class Node:
 
     def config(self, version: str | None = "1.0.0", **top: Any) -> dict[str, Any]:
         """The original README's sample network, pointed at this node's directories."""
-        config: dict[str, Any] = {
-            "type": "vhostuser",
-            "name": NETWORK,
-            "if0name": "net1",
-            "cniDir": str(self.cni_dir),
-            "vhost": {"vhost_tool": STATE_TOOL},
-            "ipam": {
-                "type": "host-local",
-                "subnet": "10.56.217.0/24",
-                "rangeStart": "10.56.217.131",
-                "rangeEnd": "10.56.217.190",
-                "routes": [{"dst": "0.0.0.0/0"}],
-                "gateway": "10.56.217.1",
-                "dataDir": str(self.ipam_dir),
-            },
-        }
+        config = readme_sample(if0name="net1", cniDir=str(self.cni_dir), vhost={"vhost_tool": STATE_TOOL})
+        config["ipam"]["dataDir"] = str(self.ipam_dir)
         if version is not None:
             config["cniVersion"] = version
         config.update(top)

@@ -14,27 +14,15 @@ from typing import Any
 
 import pytest
 
+from tests.samples import readme_sample
 from vhostuser_vpp.cni.errors import CniError
 from vhostuser_vpp.config import NetConf, parse_netconf
 from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 
 CASES = sorted((Path(__file__).parent / "cases").glob("bad-config-*.json"))
 
-# The original plugin's README sample, verbatim but for the cniVersion it never had.
-README_SAMPLE: dict[str, Any] = {
-    "type": "vhostuser",
-    "name": "vhostuser-network",
-    "if0name": "net0",
-    "vhost": {"vhost_tool": "/path/to/vhost-user-net-plugin/tests/vpp-config.py"},
-    "ipam": {
-        "type": "host-local",
-        "subnet": "10.56.217.0/24",
-        "rangeStart": "10.56.217.131",
-        "rangeEnd": "10.56.217.190",
-        "routes": [{"dst": "0.0.0.0/0"}],
-        "gateway": "10.56.217.1",
-    },
-}
+# The original plugin's README sample, verbatim; it never had a cniVersion.
+README_SAMPLE: dict[str, Any] = readme_sample()
 
 
 def minimal(**extra: Any) -> dict[str, Any]:

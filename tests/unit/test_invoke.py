@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.samples import readme_sample
 from vhostuser_vpp.cni.errors import CniError
 from vhostuser_vpp.cni.invoke import DelegatedPlugin, find_plugin
 from vhostuser_vpp.cni.results import Interface, IPConfig, Result
@@ -85,21 +86,7 @@ class FakePlugin:
 
 
 def netconf(version: str = "1.0.0") -> dict[str, Any]:
-    return {
-        "cniVersion": version,
-        "name": "vhostuser-network",
-        "type": "vhostuser",
-        "if0name": "net0",
-        "vhost": {"vhost_tool": "/usr/local/bin/vpp-config.py"},
-        "ipam": {
-            "type": "host-local",
-            "subnet": "10.56.217.0/24",
-            "rangeStart": "10.56.217.131",
-            "rangeEnd": "10.56.217.190",
-            "routes": [{"dst": "0.0.0.0/0"}],
-            "gateway": "10.56.217.1",
-        },
-    }
+    return readme_sample(cniVersion=version, vhost={"vhost_tool": "/usr/local/bin/vpp-config.py"})
 
 
 def environ(fake: FakePlugin, command: str = "ADD") -> dict[str, str]:
