@@ -31,7 +31,7 @@ import json
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
@@ -51,8 +51,7 @@ _KEYS = (
 )
 
 
-@dataclass(frozen=True)
-class NodePolicy:
+class NodePolicy(NamedTuple):
     allowed_cni_dirs: tuple[str, ...] = (DEFAULT_CNI_DIR,)
     allowed_api_sockets: tuple[str, ...] = (DEFAULT_API_SOCKET,)
     allowed_vhost_tools: tuple[str, ...] = ()
@@ -167,14 +166,4 @@ def load_policy(environ: Mapping[str, str]) -> NodePolicy:
             lists[key] = tuple(value) if names_only else tuple(v.rstrip("/") or "/" for v in value)
     except ValueError as exc:
         raise CniError(CniCode.INVALID_CONFIG, "invalid node config", f"{path}: {exc}") from exc
-    return NodePolicy(
-        allowed_cni_dirs=lists.get("allowed_cni_dirs", NodePolicy.allowed_cni_dirs),
-        allowed_api_sockets=lists.get("allowed_api_sockets", NodePolicy.allowed_api_sockets),
-        allowed_vhost_tools=lists.get("allowed_vhost_tools", NodePolicy.allowed_vhost_tools),
-        allowed_host_route_devices=lists.get(
-            "allowed_host_route_devices", NodePolicy.allowed_host_route_devices
-        ),
-        allowed_log_dirs=lists.get("allowed_log_dirs", NodePolicy.allowed_log_dirs),
-        allowed_device_info_dirs=lists.get("allowed_device_info_dirs", NodePolicy.allowed_device_info_dirs),
-        source=path,
-    )
+    return NodePolicy(**lists, source=path)

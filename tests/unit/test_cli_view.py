@@ -219,7 +219,7 @@ def test_records_on_disk_are_loaded_with_their_files(tmp_path: Path) -> None:
     record = local(CID_A).record
     directory = tmp_path / CID_A
     directory.mkdir()
-    (directory / f"{CID_A[:12]}-net1.json").write_bytes(replace(record, socket_path="").render())
+    (directory / f"{CID_A[:12]}-net1.json").write_bytes(record._replace(socket_path="").render())
     [found] = vppview.load_records(str(tmp_path))
     assert found.socket_path == str(directory / f"{CID_A[:12]}-net1")
     assert not found.socket_present and not found.ip4_conf_present

@@ -321,6 +321,7 @@ _results = st.builds(
         ),
         max_size=2,
     ),
+    dns=st.just({}) | st.just({"nameservers": ["10.96.0.10"], "domain": "cluster.local"}),
 )
 
 

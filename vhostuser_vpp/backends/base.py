@@ -13,8 +13,12 @@ Call order in ADD, with rollback by `delete_port` after any failure:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
+
+# A shared, read-only empty handle: NamedTuple defaults are shared between instances.
+NO_HANDLE: Mapping[str, Any] = MappingProxyType({})
 
 
 class BackendError(Exception):
@@ -34,43 +38,38 @@ class BackendMisconfigured(BackendError):
     """The configuration cannot work with this VPP or tool; retrying will not help."""
 
 
-@dataclass(frozen=True)
-class PortSpec:
+class PortSpec(NamedTuple):
     socket_path: str
     tag: str
     is_server: bool = True
 
 
-@dataclass(frozen=True)
-class Port:
+class Port(NamedTuple):
     """A port as VPP knows it. `handle` is the backend's own bookkeeping, saved in
     the record for operators; DEL never trusts it alone (VPP reuses indexes)."""
 
     name: str
     mac: str
-    handle: dict[str, Any] = field(default_factory=dict)
+    handle: Mapping[str, Any] = NO_HANDLE
 
 
-@dataclass(frozen=True)
-class Wiring:
+class Wiring(NamedTuple):
     pod_ip: str
     pod_mac: str
     gateway_cidr: str | None = None  # the gateway with the subnet's length, e.g. 10.56.217.1/24
 
 
-@dataclass(frozen=True)
-class PortRef:
+class PortRef(NamedTuple):
     """What DEL and CHECK know about a port: whatever the record kept."""
 
     name: str
     socket_path: str
     tag: str
     wiring: Wiring | None = None
-    handle: dict[str, Any] = field(default_factory=dict)
+    handle: Mapping[str, Any] = NO_HANDLE
 
 
-@dataclass(frozen=True)
-class PortState:
+class PortState(NamedTuple):
     name: str
     mac: str
     admin_up: bool | None  # None: the backend cannot tell

@@ -18,8 +18,7 @@ import fcntl
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vhostuser_vpp.backends.base import (
     BackendError,
@@ -66,11 +65,17 @@ MESSAGES_BY_MODE = {
     "none": (),
 }
 CREATE_VARIANTS = ("create_vhost_user_if_v2", "create_vhost_user_if")
+# What making the gateway loopback takes (l3 with vhost.create_loopback).
+LOOPBACK_MESSAGES = ("create_loopback", "sw_interface_add_del_address", "sw_interface_tag_add_del")
+# The api_json modules defining what a run of each mode may send (the lists above, their
+# variants, the gateway loopback's messages, show_version for error messages): the plugin
+# loads only these. memclnt (connect, control_ping) is always loaded.
+COMMON_API_MODULES = ("vpe", "interface", "vhost_user")
+API_MODULES_BY_MODE = {"l3": ("ip", "ip_neighbor"), "l2": ("l2",), "none": ()}
 BRIDGE_DOMAIN_ADD_DEL_VARIANTS = ("bridge_domain_add_del_v2", "bridge_domain_add_del")
 
 
-@dataclass(frozen=True)
-class VppOptions:
+class VppOptions(NamedTuple):
     api_socket: str
     connect_timeout: float
     call_timeout: float
@@ -104,7 +109,12 @@ class VppBackend:
 
     def __init__(self, options: VppOptions) -> None:
         self.options = options
-        self.client = VppClient(options.api_socket, options.connect_timeout, options.call_timeout)
+        self.client = VppClient(
+            options.api_socket,
+            options.connect_timeout,
+            options.call_timeout,
+            api_modules=COMMON_API_MODULES + API_MODULES_BY_MODE[options.mode],
+        )
         self._create_msg = ""
         self._bd_add_del_msg = ""
 
@@ -119,7 +129,7 @@ class VppBackend:
             if self.options.mode == "l2":
                 self._bd_add_del_msg = self._variant(*BRIDGE_DOMAIN_ADD_DEL_VARIANTS)
             if self.options.mode == "l3" and self.options.create_loopback:
-                needed += ["create_loopback", "sw_interface_add_del_address", "sw_interface_tag_add_del"]
+                needed += LOOPBACK_MESSAGES
             missing = [self.client.why_missing(m) for m in needed if not self.client.offers(m)]
             if missing:
                 raise VppIncompatible(

@@ -216,14 +216,11 @@ def _create_node_config(path: str) -> bool:
     """Writes the default policy when `path` does not exist; False when it does. The file
     appears whole or not at all, and an existing one (even one that appears meanwhile)
     is never replaced: it is linked into place, which fails rather than overwrite."""
-    from dataclasses import fields
-
     from vhostuser_vpp.nodeconf import NodePolicy
 
     if os.path.lexists(path):
         return False
-    defaults = NodePolicy()
-    doc = {f.name: list(getattr(defaults, f.name)) for f in fields(NodePolicy) if f.name != "source"}
+    doc = {key: list(value) for key, value in NodePolicy()._asdict().items() if key != "source"}
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, mode=0o755, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

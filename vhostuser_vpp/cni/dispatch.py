@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from vhostuser_vpp.cni import versions
 from vhostuser_vpp.cni.env import CmdArgs, read_cmd_args, read_command
@@ -27,8 +26,7 @@ log = logging.getLogger(__name__)
 VERSION_WHEN_MISSING = "0.3.0"
 
 
-@dataclass(frozen=True)
-class Handlers:
+class Handlers(NamedTuple):
     """One function per verb; only ADD returns a result."""
 
     add: Callable[[CmdArgs], Result]
@@ -38,13 +36,15 @@ class Handlers:
     gc: Callable[[CmdArgs], None]
 
 
-@dataclass
 class Dispatcher:
-    environ: Mapping[str, str]
-    stdin: IO[bytes]
-    stdout: IO[str]
-    stderr: IO[str]
-    about: str = ""
+    def __init__(
+        self, environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str], stderr: IO[str], about: str = ""
+    ) -> None:
+        self.environ = environ
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.about = about
 
     def run(self, handlers: Handlers) -> int:
         """Returns the process exit code: 0, or 1 after printing an error."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from vhostuser_vpp.cni.errors import CniCode, CniError
 
@@ -33,8 +32,7 @@ MAX_CONTAINER_ID_LEN = 255
 MAX_IFNAME_LEN = 15
 
 
-@dataclass(frozen=True)
-class CmdArgs:
+class CmdArgs(NamedTuple):
     """One invocation as the plugin sees it; `environ` is passed on to delegated plugins."""
 
     command: str
@@ -43,8 +41,12 @@ class CmdArgs:
     ifname: str
     path: tuple[str, ...]
     args: Mapping[str, str]
-    config: dict[str, Any] = field(repr=False)
-    environ: Mapping[str, str] = field(repr=False)
+    config: dict[str, Any]
+    environ: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        # Never the config or the environment: either may carry credentials into a log.
+        return f"CmdArgs({self.command} {self.container_id} {self.ifname} netns={self.netns!r})"
 
 
 def validate_container_id(container_id: str) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from vhostuser_vpp.cni import versions
@@ -46,20 +45,24 @@ def find_plugin(plugin_type: str, search_path: tuple[str, ...]) -> str:
     )
 
 
-@dataclass
 class DelegatedPlugin:
     """One delegated plugin for one invocation; remembers the version it agreed to speak."""
 
-    plugin_type: str
-    config: dict[str, Any]
-    environ: Mapping[str, str]
-    search_path: tuple[str, ...]
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    _version: str = field(init=False)
-    _path: str | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self._version = str(self.config.get("cniVersion", versions.LATEST))
+    def __init__(
+        self,
+        plugin_type: str,
+        config: dict[str, Any],
+        environ: Mapping[str, str],
+        search_path: tuple[str, ...],
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.plugin_type = plugin_type
+        self.config = config
+        self.environ = environ
+        self.search_path = search_path
+        self.timeout_s = timeout_s
+        self._version = str(config.get("cniVersion", versions.LATEST))
+        self._path: str | None = None
 
     @property
     def path(self) -> str:

@@ -10,8 +10,9 @@ and written out by `to_json(version)`. Only the two shapes we speak exist:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from vhostuser_vpp.cni import versions
 from vhostuser_vpp.cni.errors import CniCode, CniError
@@ -19,16 +20,14 @@ from vhostuser_vpp.cni.errors import CniCode, CniError
 _ROUTE_KEYS_1_0 = ("dst", "gw")
 
 
-@dataclass
-class Interface:
+class Interface(NamedTuple):
     name: str
     mac: str = ""
     sandbox: str = ""
     socket_path: str = ""
 
 
-@dataclass
-class IPConfig:
+class IPConfig(NamedTuple):
     address: str
     gateway: str | None = None
     interface: int | None = None
@@ -42,13 +41,12 @@ class IPConfig:
         return str(ipaddress.ip_interface(self.address).ip)
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
     cni_version: str
-    interfaces: list[Interface] = field(default_factory=list)
-    ips: list[IPConfig] = field(default_factory=list)
-    routes: list[dict[str, Any]] = field(default_factory=list)
-    dns: dict[str, Any] = field(default_factory=dict)
+    interfaces: Sequence[Interface] = ()
+    ips: Sequence[IPConfig] = ()
+    routes: Sequence[dict[str, Any]] = ()
+    dns: Mapping[str, Any] = MappingProxyType({})
 
     @classmethod
     def from_json(cls, doc: Any, source: str) -> Result:
@@ -60,7 +58,7 @@ class Result:
 
     @classmethod
     def _from_json(cls, doc: Any) -> Result:
-        if not isinstance(doc, dict):
+        if not isinstance(doc, Mapping):
             raise TypeError("result is not a JSON object")
         version = doc.get("cniVersion", "")
         if version not in versions.SUPPORTED_VERSIONS:
@@ -111,7 +109,7 @@ class Result:
                 for route in self.routes
             ]
         if self.dns:
-            doc["dns"] = self.dns
+            doc["dns"] = dict(self.dns)
         return doc
 
 

@@ -141,8 +141,9 @@ def _add_with_backend(
         undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
         # Still pending, but now naming the port and the pod's address: a plugin killed
         # from here on leaves DEL and GC all they need to unwire and delete it.
-        record.vhostname, record.vhostmac, record.ifmac, record.ip_addr = port.name, port.mac, pod_mac, ip4.ip
-        record.port = dict(port.handle)
+        record = record._replace(
+            vhostname=port.name, vhostmac=port.mac, ifmac=pod_mac, ip_addr=ip4.ip, port=port.handle
+        )
         attachment.write_record(dir_fd, record)
         if vpp_is_server:
             file_mode = int(vhost.socket_file_mode, 8) if vhost.socket_file_mode else None
@@ -156,7 +157,7 @@ def _add_with_backend(
         if host_route:
             _add_host_route(host_route, ip4.ip)
             undo.callback(_undo, "remove the host route", hostnet.delete_route, host_route, ip4.ip)
-            record.host_route = host_route
+            record = record._replace(host_route=host_route)
 
         attachment.write_ip4_conf(
             dir_fd,
@@ -178,9 +179,9 @@ def _add_with_backend(
             routes=ipam_result.routes,
             dns=ipam_result.dns,
         )
-        record.phase = PHASE_READY
-        record.port = {**port.handle, **wired}
-        record.result = result.to_json(RECORDED_RESULT_VERSION)
+        record = record._replace(
+            phase=PHASE_READY, port={**port.handle, **wired}, result=result.to_json(RECORDED_RESULT_VERSION)
+        )
         attachment.write_record(dir_fd, record)
         undo.pop_all()
     log.info("added %s (%s) for %s at %s", port.name, port.mac, ip4.ip, attachment.socket_path)

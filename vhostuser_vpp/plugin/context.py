@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vhostuser_vpp import logs
 from vhostuser_vpp.cni.env import CmdArgs
@@ -16,8 +16,7 @@ from vhostuser_vpp.store.attachment import SOCKET_PATH_MAX, Attachment
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Invocation:
+class Invocation(NamedTuple):
     args: CmdArgs
     conf: NetConf
     policy: NodePolicy

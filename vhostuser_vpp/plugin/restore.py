@@ -77,8 +77,7 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
                 raise
         finally:
             backend.close()
-        record.vhostname = port.name
-        record.port = {**port.handle, **wired}
+        record = record._replace(vhostname=port.name, port={**port.handle, **wired})
         attachment.write_record(dir_fd, record)
     log.info("restored %s at %s", port.name, record.socket_path)
     return Outcome(attachment.container_id, attachment.ifname, port.name, "restored")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Callable
 
 
@@ -28,7 +27,7 @@ def write_file(
     file and raise to keep the old one. With `replace=False` an existing file is never
     replaced, even one that appears meanwhile (the file is linked into place, which
     fails where rename would overwrite); returns False then."""
-    tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+    tmp = f".{name}.{os.urandom(4).hex()}.tmp"  # not `secrets`: it loads OpenSSL
     fd = os.open(
         tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd
     )

@@ -14,7 +14,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vhostuser_vpp.store import atomic
 from vhostuser_vpp.store.records import Ip4Conf, PortRecord
@@ -34,8 +34,7 @@ class StoreError(Exception):
         self.details = details
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(NamedTuple):
     cni_dir: str
     container_id: str
     ifname: str

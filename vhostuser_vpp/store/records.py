@@ -8,8 +8,9 @@ DEL, CHECK, GC and the operator CLI need after the original keys.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 RECORD_SCHEMA = 1
 
@@ -27,8 +28,7 @@ _JSON_KEYS = {
 _ATTRS = {v: k for k, v in _JSON_KEYS.items()}
 
 
-@dataclass(frozen=True)
-class Ip4Conf:
+class Ip4Conf(NamedTuple):
     ip_addr: str
     mac_addr: str
     gateway: str
@@ -46,10 +46,13 @@ class Ip4Conf:
         return f"{{\n{body}\n}}\n".encode()
 
 
-@dataclass
-class PortRecord:
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class PortRecord(NamedTuple):
     """What one attachment left on the node. Every field has a default so that a
-    record written by the original plugin (its five keys only) still loads."""
+    record written by the original plugin (its five keys only) still loads. Records
+    are values: ADD moves one on with `_replace` and writes each version whole."""
 
     vhostname: str = ""
     vhostmac: str = ""
@@ -66,11 +69,13 @@ class PortRecord:
     ip_addr: str = ""
     tag: str = ""
     host_route: str = ""
-    port: dict[str, Any] = field(default_factory=dict)
-    result: dict[str, Any] = field(default_factory=dict)
+    port: Mapping[str, Any] = _EMPTY
+    result: Mapping[str, Any] = _EMPTY
 
     def render(self) -> bytes:
-        doc = {_JSON_KEYS.get(k, k): v for k, v in asdict(self).items()}
+        doc = {
+            _JSON_KEYS.get(k, k): dict(v) if isinstance(v, Mapping) else v for k, v in self._asdict().items()
+        }
         return (json.dumps(doc, indent=4) + "\n").encode()
 
     @classmethod
@@ -79,12 +84,13 @@ class PortRecord:
         if not isinstance(doc, dict):
             raise ValueError("record is not a JSON object")
         kwargs: dict[str, Any] = {}
-        defaults = cls()
         for key, value in doc.items():
             attr = _ATTRS.get(str(key), str(key))
-            if not hasattr(defaults, attr):
+            if attr not in cls._field_defaults:
                 continue
-            if not isinstance(value, type(getattr(defaults, attr))):
+            default = cls._field_defaults[attr]
+            expected = dict if isinstance(default, Mapping) else type(default)
+            if not isinstance(value, expected):
                 raise ValueError(f"record key {key!r} has the wrong type")
             kwargs[attr] = value
         return cls(**kwargs)

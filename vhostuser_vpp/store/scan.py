@@ -6,7 +6,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vhostuser_vpp.store import atomic
 from vhostuser_vpp.store.records import PortRecord
@@ -15,8 +15,7 @@ log = logging.getLogger(__name__)
 RECORD_SUFFIX = ".json"
 
 
-@dataclass(frozen=True)
-class FoundRecord:
+class FoundRecord(NamedTuple):
     container_id: str
     file_name: str
     record: PortRecord

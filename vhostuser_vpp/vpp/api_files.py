@@ -8,6 +8,7 @@ source checkout, an editable install and a wheel.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 API_JSON_DIR: Path = Path(__file__).resolve().parent.parent / "api_json"
@@ -25,6 +26,11 @@ def api_json_files(directory: Path = API_JSON_DIR) -> list[Path]:
     return files
 
 
-def api_json_paths(directory: Path = API_JSON_DIR) -> list[str]:
-    """The same files as strings, the form `VPPApiClient(apifiles=...)` expects."""
-    return [str(path) for path in api_json_files(directory)]
+def api_json_paths(modules: Iterable[str] | None = None, directory: Path = API_JSON_DIR) -> list[str]:
+    """Files as strings, the form `VPPApiClient(apifiles=...)` expects: every file, or only
+    `modules` and those vpp_papi cannot start without. vpp_papi builds a class for every
+    message and type it loads, so a CNI run asks only for the modules it calls (each file
+    repeats the imported types it uses, so type-only modules are not needed)."""
+    if modules is None:
+        return [str(path) for path in api_json_files(directory)]
+    return [str(directory / f"{module}.api.json") for module in dict.fromkeys((*REQUIRED_MODULES, *modules))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from vhostuser_vpp.vpp.api_files import api_json_paths
@@ -21,10 +22,18 @@ CLIENT_NAME = "vhostuser-cni"
 
 
 class VppClient:
-    def __init__(self, socket_path: str, connect_timeout: float, call_timeout: float) -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        connect_timeout: float,
+        call_timeout: float,
+        api_modules: Sequence[str] | None = None,
+    ) -> None:
+        """`api_modules`: the api_json modules to load (see `api_json_paths`); None loads all."""
         self.socket_path = socket_path
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
+        self.api_modules = api_modules
         self._papi: Any = None
 
     def connect(self) -> None:
@@ -33,7 +42,7 @@ class VppClient:
         from vpp_papi import VPPApiClient
 
         papi = VPPApiClient(
-            apifiles=api_json_paths(),
+            apifiles=api_json_paths(self.api_modules),
             use_socket=True,
             server_address=self.socket_path,
             read_timeout=self.connect_timeout,
