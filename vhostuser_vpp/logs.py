@@ -9,10 +9,12 @@ copytruncate or a size cap outside the plugin does that job).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 
 ROOT = "vhostuser_vpp"
 _FORMAT = "%(asctime)s pid=%(process)d %(cni_context)s %(levelname)s %(name)s: %(message)s"
@@ -86,3 +88,19 @@ def add_file(path: str, level: int) -> None:
     handler.addFilter(_context)
     handler.setFormatter(_UtcFormatter(_FORMAT))
     logging.getLogger(ROOT).addHandler(handler)
+
+
+@contextlib.contextmanager
+def request_scope() -> Iterator[None]:
+    """One CNI request's logging: the log file its config names (`add_file`) is closed and
+    its context forgotten when it ends, so that requests served one after another by one
+    process do not pile up handlers or name each other's containers."""
+    logger = logging.getLogger(ROOT)
+    before = set(logger.handlers)
+    try:
+        yield
+    finally:
+        for handler in [h for h in logger.handlers if h not in before]:
+            logger.removeHandler(handler)
+            handler.close()
+        _context.context = "-"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from typing import IO
 
 from vhostuser_vpp import __version__, logs
@@ -21,18 +22,23 @@ def claim_stdout() -> IO[str]:
     return os.fdopen(result_fd, "w", encoding="utf-8")
 
 
+HANDLERS = Handlers(add=add.run, delete=delete.run, check=check.run, status=status.run, gc=gc.run)
+ABOUT = f"vhostuser CNI plugin (vhostuser-vpp {__version__})"
+
+
+def serve(environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str], stderr: IO[str]) -> int:
+    """One CNI request, start to end, with the process left as it was found: what main()
+    runs once, and what a resident node daemon would run per request
+    (docs/benchmarks.md). Returns the exit code a runtime must see."""
+    with logs.request_scope():
+        dispatcher = Dispatcher(environ=environ, stdin=stdin, stdout=stdout, stderr=stderr, about=ABOUT)
+        return dispatcher.run(HANDLERS)
+
+
 def main() -> None:
     result_out = claim_stdout()
     logs.configure_stderr()
-    dispatcher = Dispatcher(
-        environ=os.environ,
-        stdin=sys.stdin.buffer,
-        stdout=result_out,
-        stderr=sys.stderr,
-        about=f"vhostuser CNI plugin (vhostuser-vpp {__version__})",
-    )
-    handlers = Handlers(add=add.run, delete=delete.run, check=check.run, status=status.run, gc=gc.run)
-    code = dispatcher.run(handlers)
+    code = serve(os.environ, sys.stdin.buffer, result_out, sys.stderr)
     # Everything is done and printed: skip the interpreter's teardown (module and
     # thread clean-up, ~20 ms of every pod's start-up), as a Go plugin would.
     logging.shutdown()
