@@ -310,6 +310,37 @@ def test_check_reports_a_lost_neighbour(vpp: VppNode) -> None:
     node.run("DEL", config, cid).assert_ok()
 
 
+def test_check_reports_a_pod_route_that_leads_elsewhere(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config()
+    result = node.run("ADD", config, cid).assert_ok()
+    node.run("CHECK", {**config, "prevResult": result}, cid).assert_ok()
+    [port] = probe.ports(str(node.cni_dir)).values()
+    loop_index = probe.interface_named("loop0").sw_if_index
+    probe.set_pod_route("10.56.217.131", loop_index)
+    error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
+    wanted = f"10.56.217.131/32 is routed via sw_if_index [{loop_index}], not the port's {port.sw_if_index}"
+    assert wanted in error["details"]
+    probe.set_pod_route("10.56.217.131", loop_index, is_add=False)
+    node.run("DEL", config, cid).assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+
+
+def test_check_reports_a_pod_without_a_route_or_neighbour(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config()
+    result = node.run("ADD", config, cid).assert_ok()
+    [port] = probe.ports(str(node.cni_dir)).values()
+    probe.delete_neighbor("10.56.217.131")
+    probe.set_pod_route("10.56.217.131", port.sw_if_index, is_add=False)
+    error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
+    assert "no static neighbour 10.56.217.131" in error["details"]
+    assert "no route 10.56.217.131/32" in error["details"]
+    node.run("DEL", config, cid).assert_ok()
+
+
 def test_check_reports_a_port_that_left_its_bridge_domain(vpp: VppNode) -> None:
     node, probe = vpp.node, vpp.probe
     cid = new_container_id()

@@ -8,6 +8,8 @@ from typing import Any
 
 from vpp_papi import VPPApiClient
 
+from vhostuser_vpp.backends.base import Wiring
+from vhostuser_vpp.backends.vpp import pod_route
 from vhostuser_vpp.vpp.api_files import api_json_paths
 
 ANY = 0xFFFFFFFF
@@ -45,6 +47,10 @@ class VppProbe:
     def interface(self, index: int) -> Any:
         found = self.papi.api.sw_interface_dump(sw_if_index=index, name_filter_valid=False, name_filter="")
         return next((d for d in found if d.sw_if_index == index), None)
+
+    def interface_named(self, name: str) -> Any:
+        found = self.papi.api.sw_interface_dump(sw_if_index=ANY, name_filter_valid=True, name_filter=name)
+        return next((d for d in found if d.interface_name == name), None)
 
     def pod_routes(self) -> dict[str, int]:
         """pod /32 -> sw_if_index of its path."""
@@ -85,6 +91,12 @@ class VppProbe:
         index, mac = self.pod_neighbors()[ip]
         neighbor = {"sw_if_index": index, "flags": 1, "mac_address": mac, "ip_address": ip}
         assert self.papi.api.ip_neighbor_add_del(is_add=False, neighbor=neighbor).retval == 0
+
+    def set_pod_route(self, ip: str, index: int, is_add: bool = True) -> None:
+        """Points <ip>/32 at another interface (replacing the route's paths), or removes that."""
+        route = pod_route(Wiring(pod_ip=ip, pod_mac=""), index)
+        reply = self.papi.api.ip_route_add_del(is_add=is_add, is_multipath=False, route=route)
+        assert reply.retval == 0
 
     def leave_bridge_domain(self, index: int, bd_id: int) -> None:
         reply = self.papi.api.sw_interface_set_l2_bridge(

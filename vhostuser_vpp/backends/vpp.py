@@ -60,7 +60,13 @@ COMMON_MESSAGES = (
     "delete_vhost_user_if",
 )
 MESSAGES_BY_MODE = {
-    "l3": ("sw_interface_set_unnumbered", "ip_route_add_del", "ip_neighbor_add_del", "ip_neighbor_dump"),
+    "l3": (
+        "sw_interface_set_unnumbered",
+        "ip_route_add_del",
+        "ip_route_lookup",
+        "ip_neighbor_add_del",
+        "ip_neighbor_dump",
+    ),
     "l2": ("sw_interface_set_l2_bridge", "bridge_domain_dump"),
     "none": (),
 }
@@ -379,21 +385,42 @@ class VppBackend:
         )
 
     def _wiring_problems(self, ref: PortRef, index: int) -> list[str]:
-        """Checks made with per-interface lookups only, since CRI-O runs CHECK after every
-        ADD: the static neighbour for L3 (the /32 route would need a full FIB dump, as
-        the messages we use have no per-prefix lookup), the membership for L2."""
+        """Checks made with per-interface or per-prefix lookups only, since CRI-O runs CHECK
+        after every ADD: for L3 the static neighbour and where VPP forwards the pod's /32,
+        for L2 the membership."""
         mode, bd_id = self._wiring_of(ref)
         if mode == "l3" and ref.wiring is not None:
+            problems = []
             neighbours = self.client.dump("ip_neighbor_dump", sw_if_index=index, af=0)
             wanted = (ref.wiring.pod_ip, ref.wiring.pod_mac)
             if wanted not in {(str(n.neighbor.ip_address), str(n.neighbor.mac_address)) for n in neighbours}:
-                return [f"no static neighbour {wanted[0]} -> {wanted[1]}"]
+                problems.append(f"no static neighbour {wanted[0]} -> {wanted[1]}")
+            route_problem = self._pod_route_problem(ref.wiring.pod_ip, index)
+            if route_problem:
+                problems.append(route_problem)
+            return problems
         if mode == "l2" and bd_id is not None:
             domains = self.client.dump("bridge_domain_dump", bd_id=bd_id, sw_if_index=ANY_INDEX)
             members = {int(m.sw_if_index) for m in domains[0].sw_if_details} if domains else set()
             if index not in members:
                 return [f"not a member of bridge domain {bd_id}"]
         return []
+
+    def _pod_route_problem(self, pod_ip: str, index: int) -> str | None:
+        """VPP must forward <pod-ip>/32 to the port. The exact entry may come from our route
+        or from the static neighbour (an attached host route): either way it has to lead to
+        this interface, not to another one (a stale route left by a deleted port whose
+        index was reused, or an operator's)."""
+        try:
+            found = self.client.call("ip_route_lookup", table_id=0, exact=1, prefix=f"{pod_ip}/32")
+        except VppApiError as err:
+            if err.retval != ERR_NO_SUCH_ENTRY:
+                raise
+            return f"no route {pod_ip}/32"
+        via = {int(path.sw_if_index) for path in found.route.paths[: found.route.n_paths]}
+        if index not in via:
+            return f"{pod_ip}/32 is routed via sw_if_index {sorted(via)}, not the port's {index}"
+        return None
 
     def _find(self, ref: PortRef) -> Any:
         """Our interface for `ref`: by name, confirmed by tag and socket path; else (after a VPP

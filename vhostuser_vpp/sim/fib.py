@@ -112,6 +112,16 @@ class Fib:
     def lookup(self, prefix: IPNetwork, table_id: int = 0) -> FibEntry | None:
         return self._tables[(prefix.version == 6, table_id)].get(prefix)
 
+    def longest_match(self, prefix: IPNetwork, table_id: int = 0) -> FibEntry | None:
+        """What forwarding would use for `prefix`: the longest entry covering it."""
+        table = self._tables[(prefix.version == 6, table_id)]
+        covering = [
+            entry
+            for entry in table.values()
+            if entry.prefix.prefixlen <= prefix.prefixlen and prefix.network_address in entry.prefix
+        ]
+        return max(covering, key=lambda entry: entry.prefix.prefixlen, default=None)
+
     def set_source(
         self,
         prefix: IPNetwork,

@@ -328,6 +328,20 @@ def ip_route_dump(ctx: Context, msg: Any) -> list[Reply]:
     return [("ip_route_details", route_details(entry, table.table_id)) for entry in entries]
 
 
+@handles("ip_route_lookup")
+def ip_route_lookup(ctx: Context, msg: Any) -> list[Reply]:
+    """As VPP: `exact` finds the very prefix, else the longest match; -6 when there is none
+    (with the route zeroed), -3 for an unknown table."""
+    prefix = ipaddress.ip_network(msg.prefix, strict=False)
+    fib = ctx.state.fib
+    if not fib.has_table(prefix.version == 6, msg.table_id):
+        return [("ip_route_lookup_reply", {"retval": rv.NO_SUCH_FIB})]
+    entry = fib.lookup(prefix, msg.table_id) if msg.exact else fib.longest_match(prefix, msg.table_id)
+    if entry is None:
+        return [("ip_route_lookup_reply", {"retval": rv.NO_SUCH_ENTRY})]
+    return [("ip_route_lookup_reply", {"retval": 0, **route_details(entry, msg.table_id)})]
+
+
 # -- neighbours ----------------------------------------------------------------------------
 @handles("ip_neighbor_add_del")
 def ip_neighbor_add_del(ctx: Context, msg: Any) -> list[Reply]:

@@ -250,6 +250,33 @@ def test_routes_survive_interface_deletion_neighbours_do_not(vpp: Any, short_dir
     assert add_route(vpp, "10.9.9.9/32", 0, "10.9.9.9", is_add=False).retval == 0
 
 
+def test_route_lookup_exact_and_longest_match(vpp: Any, short_dir: Path) -> None:
+    """As VPP's ip_route_lookup: exact finds the very prefix or answers -6 with a zeroed
+    route; otherwise the longest covering entry; an unknown table is -3."""
+    loop, port = setup_l3(vpp, short_dir)
+
+    missing = vpp.api.ip_route_lookup(table_id=0, exact=1, prefix="10.56.217.131/32")
+    assert (missing.retval, missing.route.n_paths) == (-6, 0)
+    covering = vpp.api.ip_route_lookup(table_id=0, exact=0, prefix="10.56.217.131/32")
+    assert (covering.retval, str(covering.route.prefix)) == (0, "10.56.217.0/24")
+    assert [p.sw_if_index for p in covering.route.paths] == [loop]
+
+    assert add_route(vpp, "10.56.217.131/32", port, "10.56.217.131").retval == 0
+    found = vpp.api.ip_route_lookup(table_id=0, exact=1, prefix="10.56.217.131/32")
+    assert (found.retval, str(found.route.prefix), found.route.n_paths) == (0, "10.56.217.131/32", 1)
+    assert found.route.paths[0].sw_if_index == port
+    assert found.route.stats_index == dumped_stats_index(vpp, "10.56.217.131/32")
+
+    default = vpp.api.ip_route_lookup(table_id=0, exact=0, prefix="192.0.2.1/32")
+    assert (default.retval, str(default.route.prefix)) == (0, "0.0.0.0/0")
+    assert vpp.api.ip_route_lookup(table_id=7, exact=1, prefix="10.56.217.131/32").retval == -3
+
+
+def dumped_stats_index(vpp: Any, prefix: str) -> int:
+    routes = vpp.api.ip_route_dump(table={"table_id": 0, "is_ip6": False})
+    return next(int(r.route.stats_index) for r in routes if str(r.route.prefix) == prefix)
+
+
 def test_address_in_use(vpp: Any) -> None:
     first = vpp.api.create_loopback().sw_if_index
     second = vpp.api.create_loopback().sw_if_index
