@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,27 @@ def test_gc_after_a_vpp_restart_keeps_the_records_restore_needs(vpp: VppNode) ->
     assert (node.cni_dir / cid / f"{cid[:12]}-net1.json").exists()
     assert _restore(vpp).returncode == 0
     node.run("DEL", node.vpp_config(), cid).assert_ok()
+
+
+def test_restore_gives_the_new_socket_the_access_add_gave(vpp: VppNode) -> None:
+    """VPP makes a server socket as root: after a restart the pod's non-root app could not
+    open the new one unless restore hands it back the owner, group and mode of the config."""
+    emulator = vpp.need_emulator()
+    node = vpp.node
+    cid = new_container_id()
+    config = node.vpp_config(socket_file_mode="0660", socket_owner=1234, socket_group=4321)
+    node.run("ADD", config, cid).assert_ok()
+    socket_path = node.cni_dir / cid / f"{cid[:12]}-net1"
+    emulator.restart()
+    socket_path.unlink(missing_ok=True)
+
+    restored = _restore(vpp)
+    assert restored.returncode == 0, restored.stderr
+    st = socket_path.lstat()
+    assert (stat.S_ISSOCK(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
+        True,
+        0o660,
+        1234,
+        4321,
+    )
+    node.run("DEL", config, cid).assert_ok()

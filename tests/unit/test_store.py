@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -99,6 +102,7 @@ def test_record_renders_every_key_in_order() -> None:
         backend="vpp",
         socket_path=f"/var/lib/cni/vhostuser/{CID}/4d578250ad8d-net1",
         socket_mode="server",
+        socket_access={"mode": "0660", "uid": -1, "gid": 4321},
         ip_addr="10.56.217.132",
         tag="vhostuser-vpp:abc",
         port={"sw_if_index": 3},
@@ -115,6 +119,7 @@ def test_record_renders_every_key_in_order() -> None:
         "backend",
         "socketPath",
         "socketMode",
+        "socketAccess",
         "ipAddr",
         "tag",
         "hostRoute",
@@ -242,6 +247,74 @@ def test_remove_files_removes_a_symlink_not_its_target(tmp_path: Path) -> None:
         att.remove_ip4_conf(fd)
     assert victim.read_text() == "keep me"
     assert os.listdir(att.container_dir) == []
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A unix socket path must fit 107 bytes; pytest's tmp_path can come close on its own."""
+    path = Path(tempfile.mkdtemp(prefix="st", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _bound_socket(path: str) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.close()
+
+
+def test_socket_access_is_set_on_the_socket(short_tmp: Path) -> None:
+    att = Attachment(str(short_tmp), CID, "net1")
+    with att.open_dir(create=True) as fd:
+        assert fd is not None
+        _bound_socket(att.socket_path)
+        att.set_socket_access(fd, "0660", (1234, 4321))
+    st = os.lstat(att.socket_path)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o660, 1234, 4321)
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_socket_access_never_changes_anything_but_a_socket(short_tmp: Path, planted: str) -> None:
+    victim = short_tmp / "victim"
+    victim.write_text("keep me")
+    victim.chmod(0o600)
+    att = Attachment(str(short_tmp), CID, "net1")
+    with att.open_dir(create=True) as fd:
+        assert fd is not None
+        if planted == "symlink":
+            os.symlink(victim, att.socket_path)
+        else:
+            Path(att.socket_path).write_text("not a socket")
+        with pytest.raises(StoreError, match="no socket"):
+            att.set_socket_access(fd, "0666", (1234, 4321))
+    st = os.stat(victim)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, os.getuid())
+
+
+def test_socket_swapped_for_a_symlink_after_the_check_is_still_the_one_changed(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone who can write to the directory replaces the socket with a symlink just
+    after it was checked: the change still lands on the socket, never on the target."""
+    victim = short_tmp / "victim"
+    victim.write_text("keep me")
+    victim.chmod(0o600)
+    att = Attachment(str(short_tmp), CID, "net1")
+    real_is_sock = stat.S_ISSOCK
+
+    def check_then_swap(mode: int) -> bool:
+        answer = real_is_sock(mode)
+        os.unlink(att.socket_path)
+        os.symlink(victim, att.socket_path)
+        return answer
+
+    with att.open_dir(create=True) as fd:
+        assert fd is not None
+        _bound_socket(att.socket_path)
+        monkeypatch.setattr(stat, "S_ISSOCK", check_then_swap)
+        att.set_socket_access(fd, "0660", (1234, 4321))
+    st = os.stat(victim)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, os.getuid())
 
 
 def test_remove_dir_if_empty(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from vhostuser_vpp.plugin.teardown import remove_attachment
 from vhostuser_vpp.store import node_files
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import ContainerLock, LockTimeout, container_lock
-from vhostuser_vpp.store.records import PHASE_PENDING, PHASE_READY, Ip4Conf, PortRecord
+from vhostuser_vpp.store.records import PHASE_PENDING, PHASE_READY, Ip4Conf, PortRecord, socket_access
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def _add_with_backend(
         undo.callback(_undo, "remove the container directory", attachment.remove_dir_if_empty)
         vhost = inv.conf.vhost
         attachment.set_dir_access(dir_fd, int(vhost.socket_dir_mode, 8), socket_ids)
+        vpp_is_server = vhost.socket_mode == "server"
         record = PortRecord(
             ifname=attachment.ifname,
             phase=PHASE_PENDING,
@@ -112,10 +113,10 @@ def _add_with_backend(
             backend=backend.name,
             vhost_tool=(inv.conf.vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
             socket_path=attachment.socket_path,
-            socket_mode=inv.conf.vhost.socket_mode,
+            socket_mode=vhost.socket_mode,
+            socket_access=socket_access(vhost.socket_file_mode, socket_ids) if vpp_is_server else {},
             tag=ownership_tag(attachment.container_id, attachment.ifname),
         )
-        vpp_is_server = inv.conf.vhost.socket_mode == "server"
         attachment.write_record(dir_fd, record)
         undo.callback(_undo, "remove the attachment's files", attachment.remove_files, dir_fd)
 
@@ -146,8 +147,7 @@ def _add_with_backend(
         )
         attachment.write_record(dir_fd, record)
         if vpp_is_server:
-            file_mode = int(vhost.socket_file_mode, 8) if vhost.socket_file_mode else None
-            attachment.set_socket_access(dir_fd, file_mode, socket_ids)
+            attachment.set_socket_access(dir_fd, vhost.socket_file_mode, socket_ids)
         try:
             wired = backend.wire(port, wiring)
         except BackendError as err:

@@ -3,15 +3,18 @@
 A CNI plugin runs only when a runtime calls it, so nothing re-creates ports that
 a restarted VPP forgot; pods would stay cut off until restarted. `restore` reads
 every ready record of the binary-API backend and, where VPP lacks the port,
-creates it at the same socket path with the same MAC, tag and wiring, then
-updates the record's interface name and index. Ports VPP still has are left alone.
+creates it at the same socket path with the same MAC, tag and wiring (and, in
+server mode, the socket's owner, group and mode), then updates the record's
+interface name and index. Ports VPP still has are left alone.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from vhostuser_vpp.backends.base import BackendError, PortSpec, Wiring
 from vhostuser_vpp.backends.vpp import VppBackend, VppOptions
@@ -67,12 +70,13 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
             backend.connect()
             if backend.inspect(port_ref(record)) is not None:
                 return Outcome(attachment.container_id, attachment.ifname, record.vhostname, "ok")
-            port = backend.create_port(
-                PortSpec(record.socket_path, record.tag, is_server=record.socket_mode == "server")
-            )
+            is_server = record.socket_mode == "server"
+            port = backend.create_port(PortSpec(record.socket_path, record.tag, is_server=is_server))
             try:
+                if is_server and record.socket_access:
+                    _give_socket_access(attachment, dir_fd, record.socket_access)
                 wired = backend.wire(port, Wiring(record.ip_addr, record.ifmac, _gateway_cidr(record)))
-            except BackendError:
+            except (BackendError, StoreError):
                 backend.delete_port(port_ref(record))
                 raise
         finally:
@@ -81,6 +85,18 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
         attachment.write_record(dir_fd, record)
     log.info("restored %s at %s", port.name, record.socket_path)
     return Outcome(attachment.container_id, attachment.ifname, port.name, "restored")
+
+
+def _give_socket_access(attachment: Attachment, dir_fd: int, access: Mapping[str, Any]) -> None:
+    """The new socket VPP made is root's again: the owner, group and mode ADD gave it."""
+    try:
+        mode = access.get("mode")
+        ids = (int(access.get("uid", -1)), int(access.get("gid", -1)))
+        if mode is not None:
+            int(str(mode), 8)
+    except (TypeError, ValueError) as exc:
+        raise StoreError("the record's socketAccess is unreadable", f"{dict(access)}: {exc}") from exc
+    attachment.set_socket_access(dir_fd, str(mode) if mode is not None else None, ids)
 
 
 def _options(record: PortRecord, vpp: VppAccess, setup_lock: str) -> VppOptions:

@@ -114,18 +114,28 @@ class Attachment(NamedTuple):
                 "cannot set the container directory's access", f"{self.container_dir}: {exc}"
             ) from exc
 
-    def set_socket_access(self, dir_fd: int, mode: int | None, ids: tuple[int, int]) -> None:
-        """For the socket VPP (or the tool) made as root; anything but a socket is left alone."""
+    def set_socket_access(self, dir_fd: int, mode: str | None, ids: tuple[int, int]) -> None:
+        """For the socket VPP (or the tool) made as root: `mode` an octal string (None: left
+        as is), `ids` (uid, gid) with -1 for "left as is". Anything but a socket is refused.
+        The socket is pinned with an O_PATH descriptor and changed through it, so whoever can
+        write to the directory (its group, when the config allows that) cannot swap in a
+        symlink and have root change another file."""
         try:
-            st = os.stat(self.socket_name, dir_fd=dir_fd, follow_symlinks=False)
-            if not stat.S_ISSOCK(st.st_mode):
+            fd = os.open(self.socket_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError as exc:
+            raise StoreError("VPP made no socket where expected", f"{self.socket_path}: {exc}") from exc
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
                 raise StoreError("VPP made no socket where expected", self.socket_path)
+            pinned = f"/proc/self/fd/{fd}"
             if ids != (-1, -1):
-                os.chown(self.socket_name, *ids, dir_fd=dir_fd, follow_symlinks=False)
+                os.chown(pinned, *ids)
             if mode is not None:
-                os.chmod(self.socket_name, mode, dir_fd=dir_fd)
+                os.chmod(pinned, int(mode, 8))
         except OSError as exc:
             raise StoreError("cannot set the socket's access", f"{self.socket_path}: {exc}") from exc
+        finally:
+            os.close(fd)
 
     def write_ip4_conf(self, dir_fd: int, conf: Ip4Conf) -> None:
         self._write(dir_fd, self.ip4_conf_name, conf.render())

@@ -22,6 +22,7 @@ _JSON_KEYS = {
     "container_id": "containerID",
     "socket_path": "socketPath",
     "socket_mode": "socketMode",
+    "socket_access": "socketAccess",
     "ip_addr": "ipAddr",
     "host_route": "hostRoute",
 }
@@ -49,6 +50,14 @@ class Ip4Conf(NamedTuple):
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def socket_access(mode: str | None, ids: tuple[int, int]) -> Mapping[str, Any]:
+    """The record's form of a socket's access: its mode as an octal string (None: as VPP
+    made it) and (uid, gid), -1 for "left as is"; empty when nothing is changed."""
+    if mode is None and ids == (-1, -1):
+        return _EMPTY
+    return {"mode": mode, "uid": ids[0], "gid": ids[1]}
+
+
 class PortRecord(NamedTuple):
     """What one attachment left on the node. Every field has a default so that a
     record written by the original plugin (its five keys only) still loads. Records
@@ -66,6 +75,8 @@ class PortRecord(NamedTuple):
     backend: str = ""
     socket_path: str = ""
     socket_mode: str = "server"
+    # What ADD gave the socket VPP made (`socket_access`), for `restore` to give it again.
+    socket_access: Mapping[str, Any] = _EMPTY
     ip_addr: str = ""
     tag: str = ""
     host_route: str = ""
