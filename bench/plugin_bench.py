@@ -558,7 +558,8 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"  {'PASS' if target['pass'] else 'FAIL'}  {target['target']}: {key} = {shown}")
     print(
         "Absolute times vary with the machine and its load (this one has "
-        f"{r['cpu_count']} cores); the ratios are the figures to track."
+        f"{r['cpu_count']} cores, load average {r['load_average_1m_before']:.1f} before and "
+        f"{r['load_average_1m_after']:.1f} after the run); the ratios are the figures to track."
     )
 
 
@@ -837,7 +838,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         return profile(Path(args.profile), args.repeats)
 
-    print(f"{os.cpu_count()} cores; Python {sys.version.split()[0]}; plugin {PLUGIN}", flush=True)
+    load_before = os.getloadavg()
+    print(
+        f"{os.cpu_count()} cores; Python {sys.version.split()[0]}; plugin {PLUGIN}; "
+        f"load average {load_before[0]:.2f}",
+        flush=True,
+    )
     began = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="pb", dir="/tmp"))  # short: unix socket paths <= 107 bytes
     try:
@@ -845,6 +851,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["bench_wall_s"] = time.perf_counter() - began
+    # Other load on a shared machine hits a plugin process longer than a floor process.
+    result["load_average_1m_before"] = load_before[0]
+    result["load_average_1m_after"] = os.getloadavg()[0]
     print_table(result)
     out = Path(args.out)
     out.write_text(json.dumps(result, indent=2) + "\n")
