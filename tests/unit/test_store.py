@@ -273,6 +273,18 @@ def test_socket_access_is_set_on_the_socket(short_tmp: Path) -> None:
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o660, 1234, 4321)
 
 
+def test_socket_access_refuses_a_mode_that_is_not_octal(short_tmp: Path) -> None:
+    att = Attachment(str(short_tmp), CID, "net1")
+    with att.open_dir(create=True) as fd:
+        assert fd is not None
+        _bound_socket(att.socket_path)
+        before = os.lstat(att.socket_path)
+        with pytest.raises(StoreError, match="not an octal socket mode"):
+            att.set_socket_access(fd, "rw-rw----", (1234, 4321))
+    after = os.lstat(att.socket_path)
+    assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid)
+
+
 @pytest.mark.parametrize("planted", ["symlink", "file"])
 def test_socket_access_never_changes_anything_but_a_socket(short_tmp: Path, planted: str) -> None:
     victim = short_tmp / "victim"

@@ -89,14 +89,12 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
 
 def _give_socket_access(attachment: Attachment, dir_fd: int, access: Mapping[str, Any]) -> None:
     """The new socket VPP made is root's again: the owner, group and mode ADD gave it."""
+    mode = access.get("mode")
     try:
-        mode = access.get("mode")
         ids = (int(access.get("uid", -1)), int(access.get("gid", -1)))
-        if mode is not None:
-            int(str(mode), 8)
     except (TypeError, ValueError) as exc:
         raise StoreError("the record's socketAccess is unreadable", f"{dict(access)}: {exc}") from exc
-    attachment.set_socket_access(dir_fd, str(mode) if mode is not None else None, ids)
+    attachment.set_socket_access(dir_fd, None if mode is None else str(mode), ids)
 
 
 def _options(record: PortRecord, vpp: VppAccess, setup_lock: str) -> VppOptions:

@@ -121,6 +121,10 @@ class Attachment(NamedTuple):
         write to the directory (its group, when the config allows that) cannot swap in a
         symlink and have root change another file."""
         try:
+            bits = int(mode, 8) if mode is not None else None
+        except ValueError as exc:
+            raise StoreError("not an octal socket mode", repr(mode)) from exc
+        try:
             fd = os.open(self.socket_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         except OSError as exc:
             raise StoreError("VPP made no socket where expected", f"{self.socket_path}: {exc}") from exc
@@ -130,8 +134,8 @@ class Attachment(NamedTuple):
             pinned = f"/proc/self/fd/{fd}"
             if ids != (-1, -1):
                 os.chown(pinned, *ids)
-            if mode is not None:
-                os.chmod(pinned, int(mode, 8))
+            if bits is not None:
+                os.chmod(pinned, bits)
         except OSError as exc:
             raise StoreError("cannot set the socket's access", f"{self.socket_path}: {exc}") from exc
         finally:
