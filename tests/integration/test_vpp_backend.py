@@ -327,6 +327,33 @@ def test_check_reports_a_pod_route_that_leads_elsewhere(vpp: VppNode) -> None:
     assert probe.state(str(node.cni_dir)) == (set(), {}, {})
 
 
+def test_check_reports_a_port_that_lost_its_borrowed_address(vpp: VppNode) -> None:
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config()
+    result = node.run("ADD", config, cid).assert_ok()
+    [port] = probe.ports(str(node.cni_dir)).values()
+    loop_index = probe.interface_named("loop0").sw_if_index
+    probe.set_unnumbered(loop_index, port.sw_if_index, is_add=False)
+    error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
+    assert "not unnumbered to loop0" in error["details"]
+
+    # Another interface lends its address instead: a second vhost-user port outside cniDir.
+    other = probe.papi.api.create_vhost_user_if_v2(
+        is_server=True, sock_filename=str(node.root / "lender.sock"), tag="test-lender"
+    ).sw_if_index
+    probe.set_unnumbered(other, port.sw_if_index, is_add=True)
+    error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
+    assert f"unnumbered to {probe.interface(other).interface_name}, not loop0" in error["details"]
+
+    probe.set_unnumbered(other, port.sw_if_index, is_add=False)
+    probe.set_unnumbered(loop_index, port.sw_if_index, is_add=True)
+    node.run("CHECK", {**config, "prevResult": result}, cid).assert_ok()
+    node.run("DEL", config, cid).assert_ok()
+    probe.delete_port(other)
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+
+
 def test_check_reports_a_pod_without_a_route_or_neighbour(vpp: VppNode) -> None:
     node, probe = vpp.node, vpp.probe
     cid = new_container_id()

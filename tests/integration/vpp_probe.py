@@ -92,6 +92,12 @@ class VppProbe:
         neighbor = {"sw_if_index": index, "flags": 1, "mac_address": mac, "ip_address": ip}
         assert self.papi.api.ip_neighbor_add_del(is_add=False, neighbor=neighbor).retval == 0
 
+    def set_unnumbered(self, lender: int, borrower: int, is_add: bool) -> None:
+        reply = self.papi.api.sw_interface_set_unnumbered(
+            sw_if_index=lender, unnumbered_sw_if_index=borrower, is_add=is_add
+        )
+        assert reply.retval == 0
+
     def set_pod_route(self, ip: str, index: int, is_add: bool = True) -> None:
         """Points <ip>/32 at another interface (replacing the route's paths), or removes that."""
         route = pod_route(Wiring(pod_ip=ip, pod_mac=""), index)

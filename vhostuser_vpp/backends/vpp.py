@@ -64,6 +64,7 @@ MESSAGES_BY_MODE = {
         "sw_interface_set_unnumbered",
         "ip_route_add_del",
         "ip_route_lookup",
+        "ip_unnumbered_dump",
         "ip_neighbor_add_del",
         "ip_neighbor_dump",
     ),
@@ -386,11 +387,14 @@ class VppBackend:
 
     def _wiring_problems(self, ref: PortRef, index: int) -> list[str]:
         """Checks made with per-interface or per-prefix lookups only, since CRI-O runs CHECK
-        after every ADD: for L3 the static neighbour and where VPP forwards the pod's /32,
-        for L2 the membership."""
+        after every ADD: for L3 the borrowed gateway address, the static neighbour and where
+        VPP forwards the pod's /32, for L2 the membership."""
         mode, bd_id = self._wiring_of(ref)
         if mode == "l3" and ref.wiring is not None:
             problems = []
+            lender_problem = self._lender_problem(index, str(ref.handle.get("unnumbered_to", "")))
+            if lender_problem:
+                problems.append(lender_problem)
             neighbours = self.client.dump("ip_neighbor_dump", sw_if_index=index, af=0)
             wanted = (ref.wiring.pod_ip, ref.wiring.pod_mac)
             if wanted not in {(str(n.neighbor.ip_address), str(n.neighbor.mac_address)) for n in neighbours}:
@@ -405,6 +409,21 @@ class VppBackend:
             if index not in members:
                 return [f"not a member of bridge domain {bd_id}"]
         return []
+
+    def _lender_problem(self, index: int, unnumbered_to: str) -> str | None:
+        """Without its borrowed address VPP drops the pod's IPv4 traffic: the port must be
+        unnumbered to the gateway interface ADD chose (by name, or our tag on a loopback
+        VPP named otherwise)."""
+        wanted = unnumbered_to or self.options.unnumbered_to
+        found = self.client.dump("ip_unnumbered_dump", sw_if_index=index)
+        lenders = [int(d.ip_sw_if_index) for d in found if int(d.sw_if_index) == index]
+        if not lenders:
+            return f"not unnumbered to {wanted}"
+        lender = self._interface(lenders[0])
+        if lender is None or wanted not in (lender.interface_name, _gateway_name(lender.tag)):
+            name = lender.interface_name if lender is not None else f"sw_if_index {lenders[0]}"
+            return f"unnumbered to {name}, not {wanted}"
+        return None
 
     def _pod_route_problem(self, pod_ip: str, index: int) -> str | None:
         """VPP must forward <pod-ip>/32 to the port. The exact entry may come from our route
@@ -499,6 +518,11 @@ def _file_lock(path: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _gateway_name(tag: str) -> str | None:
+    """The unnumbered_to name a loopback we made stands for (its tag), else None."""
+    return tag.removeprefix(GATEWAY_TAG_PREFIX) if tag.startswith(GATEWAY_TAG_PREFIX) else None
 
 
 def pod_route(wiring: Wiring, index: int) -> dict[str, Any]:

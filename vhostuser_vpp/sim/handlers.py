@@ -159,6 +159,22 @@ def sw_interface_add_del_address(ctx: Context, msg: Any) -> list[Reply]:
     return retval_only("sw_interface_add_del_address_reply", retval)
 
 
+@handles("ip_unnumbered_dump")
+def ip_unnumbered_dump(ctx: Context, msg: Any) -> list[Reply]:
+    """As VPP: the interfaces that borrow an address (one, or all for ~0), none for an
+    unknown index."""
+    if msg.sw_if_index == ANY_INDEX:
+        borrowers = sorted(ctx.state.interfaces.items())
+    else:
+        found = ctx.state.interfaces.get(msg.sw_if_index)
+        borrowers = [(msg.sw_if_index, found)] if found is not None else []
+    return [
+        ("ip_unnumbered_details", {"sw_if_index": index, "ip_sw_if_index": iface.unnumbered_via})
+        for index, iface in borrowers
+        if iface.unnumbered_via is not None
+    ]
+
+
 @handles("sw_interface_set_unnumbered")
 def sw_interface_set_unnumbered(ctx: Context, msg: Any) -> list[Reply]:
     retval = ctx.state.set_unnumbered(msg.sw_if_index, msg.unnumbered_sw_if_index, bool(msg.is_add))

@@ -272,6 +272,27 @@ def test_route_lookup_exact_and_longest_match(vpp: Any, short_dir: Path) -> None
     assert vpp.api.ip_route_lookup(table_id=7, exact=1, prefix="10.56.217.131/32").retval == -3
 
 
+def test_unnumbered_dump(vpp: Any, short_dir: Path) -> None:
+    """As VPP: one entry per borrowing interface, for one index or all (~0); an interface
+    that lends or borrows nothing, or an unknown index, gives none."""
+
+    def dumped(index: int) -> list[tuple[int, int]]:
+        return [(d.sw_if_index, d.ip_sw_if_index) for d in vpp.api.ip_unnumbered_dump(sw_if_index=index)]
+
+    loop, port = setup_l3(vpp, short_dir)
+    assert dumped(port) == [(port, loop)]
+    assert dumped(ANY) == [(port, loop)]
+    assert dumped(loop) == []
+    assert dumped(999) == []
+    assert (
+        vpp.api.sw_interface_set_unnumbered(
+            sw_if_index=loop, unnumbered_sw_if_index=port, is_add=False
+        ).retval
+        == 0
+    )
+    assert dumped(ANY) == []
+
+
 def dumped_stats_index(vpp: Any, prefix: str) -> int:
     routes = vpp.api.ip_route_dump(table={"table_id": 0, "is_ip6": False})
     return next(int(r.route.stats_index) for r in routes if str(r.route.prefix) == prefix)
