@@ -5,7 +5,8 @@ environment, the network config on stdin, the distribution's host-local for IPAM
 emulator (`vhostuser_vpp.sim.Emulator`) runs in this process, in its own thread. Measured,
 in one run so that the ratios compare like with like:
 
-- ADD and DEL wall time (median, p95) on the `vpp` backend and on the `tool` backend, and
+- ADD and DEL wall time (median, p95) on the `vpp` backend and on the `tool` backend (and
+  the `vpp` backend's CHECK, which CRI-O runs right after every ADD), and
   three floors: `python -c pass`, `python -c "import vpp_papi, pydantic"` with the venv's
   interpreter, and `python -S -c pass` (what a stdlib-only shim would start from). The
   tool backend runs the test suite's tool, tests/tools/papi_vhost_tool.py: one process per
@@ -127,9 +128,9 @@ class BenchNode:
             "dataDir": str(self.ipam_dir),
         }
 
-    def vpp_config(self) -> bytes:
+    def vpp_config(self, prev_result: dict[str, Any] | None = None) -> bytes:
         vhost = {"backend": "vpp", "api_socket": self.api_socket, "create_loopback": True}
-        return self._config(vhost)
+        return self._config(vhost, prev_result)
 
     def tool_config(self) -> bytes:
         return self._config({"backend": "tool", "vhost_tool": self.papi_tool})
@@ -137,7 +138,7 @@ class BenchNode:
     def mock_tool_config(self) -> bytes:
         return self._config({"backend": "tool", "vhost_tool": STATE_TOOL})
 
-    def _config(self, vhost: dict[str, Any]) -> bytes:
+    def _config(self, vhost: dict[str, Any], prev_result: dict[str, Any] | None = None) -> bytes:
         config = {
             "cniVersion": "1.0.0",
             "type": "vhostuser",
@@ -146,6 +147,8 @@ class BenchNode:
             "vhost": vhost,
             "ipam": self.ipam(),
         }
+        if prev_result is not None:
+            config["prevResult"] = prev_result
         return json.dumps(config).encode()
 
     def host_local_config(self) -> bytes:
@@ -323,16 +326,20 @@ def one_round(
     cpu0, requests0, own0 = emu_a.cpu_seconds(), emu_a.faults.total(), children_cpu_seconds()
     add = plugin(a, "ADD", cid, a.vpp_config())
     cpu1, requests1, own1 = emu_a.cpu_seconds(), emu_a.faults.total(), children_cpu_seconds()
+    # CRI-O runs CHECK right after every ADD, so it is on a pod's start-up path too.
+    check = plugin(a, "CHECK", cid, a.vpp_config(prev_result=json.loads(add.stdout)))
+    cpu_checked, requests_checked = emu_a.cpu_seconds(), emu_a.faults.total()
     delete = plugin(a, "DEL", cid, a.vpp_config())
     cpu2, requests2 = emu_a.cpu_seconds(), emu_a.faults.total()
     series.add("add", add.seconds)
+    series.add("check", check.seconds)
     series.add("del", delete.seconds)
     series.add("add_cpu", own1 - own0)
     series.add("emu_cpu_add", cpu1 - cpu0)
     series.add("emu_share_add", (cpu1 - cpu0) / add.seconds)
-    series.add("emu_share_del", (cpu2 - cpu1) / delete.seconds)
+    series.add("emu_share_del", (cpu2 - cpu_checked) / delete.seconds)
     series.add("requests_add", requests1 - requests0)
-    series.add("requests_del", requests2 - requests1)
+    series.add("requests_del", requests2 - requests_checked)
 
     cid = new_container_id()
     series.add("add_1000", plugin(b, "ADD", cid, b.vpp_config()).seconds)
@@ -407,6 +414,8 @@ def benchmark(runs: int, n_parallel: int, n_ports: int, workdir: Path) -> dict[s
         "add_cpu_median_s": series.median("add_cpu"),
         "del_median_s": series.median("del"),
         "del_p95_s": series.p95("del"),
+        "check_median_s": series.median("check"),
+        "check_p95_s": series.p95("check"),
         "floor_pass_median_s": series.median("floor_pass"),
         "floor_pass_p95_s": series.p95("floor_pass"),
         "floor_import_median_s": import_floor,
@@ -480,6 +489,11 @@ def print_table(r: dict[str, Any]) -> None:
     ms = 1000.0
     rows: list[tuple[str, str, str]] = [
         ("vpp backend ADD", f"{r['add_median_s'] * ms:8.1f}", f"{r['add_p95_s'] * ms:8.1f}"),
+        (
+            "vpp backend CHECK (after ADD)",
+            f"{r['check_median_s'] * ms:8.1f}",
+            f"{r['check_p95_s'] * ms:8.1f}",
+        ),
         ("vpp backend DEL", f"{r['del_median_s'] * ms:8.1f}", f"{r['del_p95_s'] * ms:8.1f}"),
         (
             "tool backend ADD (papi tool)",
