@@ -339,9 +339,11 @@ def test_check_reports_a_port_that_lost_its_borrowed_address(vpp: VppNode) -> No
     assert "not unnumbered to loop0" in error["details"]
 
     # Another interface lends its address instead: a second vhost-user port outside cniDir.
-    other = probe.papi.api.create_vhost_user_if_v2(
+    lender = probe.papi.api.create_vhost_user_if_v2(
         is_server=True, sock_filename=str(node.root / "lender.sock"), tag="test-lender"
-    ).sw_if_index
+    )
+    assert lender.retval == 0
+    other = lender.sw_if_index
     probe.set_unnumbered(other, port.sw_if_index, is_add=True)
     error = node.run("CHECK", {**config, "prevResult": result}, cid).assert_error(999)
     assert f"unnumbered to {probe.interface(other).interface_name}, not loop0" in error["details"]
