@@ -147,6 +147,8 @@ def test_record_with_only_the_original_five_keys_parses() -> None:
 def test_record_ignores_unknown_keys() -> None:
     doc = json.loads(README_RECORD)
     doc["fromTheFuture"] = {"x": 1}
+    # Names of tuple methods are keys like any other, not the record's fields.
+    doc["count"], doc["index"], doc["_replace"] = 3, "x", None
     assert PortRecord.parse(json.dumps(doc).encode()) == readme_record()
 
 
