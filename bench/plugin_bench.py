@@ -12,7 +12,9 @@ in one run so that the ratios compare like with like:
   tool backend runs the test suite's tool, tests/tools/papi_vhost_tool.py: one process per
   verb doing the same VPP work over the binary API, as the original's vpp-config.py did
   through vppctl. A second tool series runs tests/tools/state_vhost_tool.py, a mock that
-  keeps its ports in a JSON file and talks to no VPP: the bare cost of the tool protocol;
+  keeps its ports in a JSON file and talks to no VPP: the bare cost of the tool protocol.
+  A third runs examples/vpp-config.py, the reference tool for users, with bench/fake_vppctl.sh
+  in vppctl's place (VPP's CLI socket is not emulated);
 - ADD against an emulator that already holds 1,000 vhost-user ports;
 - 64 ADDs started at once (then 64 DELs): wall time, pods per second, errors;
 - Debian's host-local (a Go CNI plugin) ADD and DEL;
@@ -61,6 +63,8 @@ PYTHON = str(VENV_BIN / "python")
 PLUGIN = str(VENV_BIN / "vhostuser")
 STATE_TOOL = str(REPO / "tests" / "tools" / "state_vhost_tool.py")
 PAPI_TOOL_SOURCE = REPO / "tests" / "tools" / "papi_vhost_tool.py"
+CLI_TOOL = str(REPO / "examples" / "vpp-config.py")
+FAKE_VPPCTL = str(REPO / "bench" / "fake_vppctl.sh")
 CNI_BIN_DIR = os.environ.get("CNI_BIN_DIR", "/usr/lib/cni")
 HOST_LOCAL = os.path.join(CNI_BIN_DIR, "host-local")
 NETWORK = "bench-network"
@@ -110,7 +114,7 @@ class BenchNode:
         policy = {
             "allowed_cni_dirs": [str(self.cni_dir)],
             "allowed_api_sockets": [self.api_socket] if self.api_socket else [],
-            "allowed_vhost_tools": [STATE_TOOL, self.papi_tool],
+            "allowed_vhost_tools": [STATE_TOOL, self.papi_tool, CLI_TOOL],
             "allowed_log_dirs": [],
             "allowed_device_info_dirs": [],
         }
@@ -137,6 +141,9 @@ class BenchNode:
 
     def mock_tool_config(self) -> bytes:
         return self._config({"backend": "tool", "vhost_tool": STATE_TOOL})
+
+    def cli_tool_config(self) -> bytes:
+        return self._config({"backend": "tool", "vhost_tool": CLI_TOOL})
 
     def _config(self, vhost: dict[str, Any], prev_result: dict[str, Any] | None = None) -> bytes:
         config = {
@@ -165,6 +172,7 @@ class BenchNode:
             "VHOSTUSER_VPP_NODE_CONFIG": str(self.node_config),
             "VHOST_TOOL_STATE": str(self.state_file),
             "VHOST_TOOL_API_SOCKET": self.api_socket,
+            "VPPCTL": FAKE_VPPCTL,
         }
 
 
@@ -354,6 +362,10 @@ def one_round(
     series.add("mock_tool_del", plugin(t, "DEL", cid, t.mock_tool_config()).seconds)
 
     cid = new_container_id()
+    series.add("cli_tool_add", plugin(t, "ADD", cid, t.cli_tool_config()).seconds)
+    series.add("cli_tool_del", plugin(t, "DEL", cid, t.cli_tool_config()).seconds)
+
+    cid = new_container_id()
     hl_add = run_timed([HOST_LOCAL], hl.host_local_config(), hl.env("ADD", cid)).check("host-local ADD")
     hl_del = run_timed([HOST_LOCAL], hl.host_local_config(), hl.env("DEL", cid)).check("host-local DEL")
     series.add("host_local_add", hl_add.seconds)
@@ -441,6 +453,10 @@ def benchmark(runs: int, n_parallel: int, n_ports: int, workdir: Path) -> dict[s
         "mock_tool_add_p95_s": series.p95("mock_tool_add"),
         "mock_tool_del_median_s": series.median("mock_tool_del"),
         "mock_tool_over_vpp_add": series.median("mock_tool_add") / add_median,
+        "cli_tool_add_median_s": series.median("cli_tool_add"),
+        "cli_tool_add_p95_s": series.p95("cli_tool_add"),
+        "cli_tool_del_median_s": series.median("cli_tool_del"),
+        "cli_tool_over_vpp_add": series.median("cli_tool_add") / add_median,
         "parallel": n_parallel,
         "parallel64_wall_s": p_add_wall,
         "parallel64_pods_per_s": n_parallel / p_add_wall,
@@ -512,6 +528,12 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("tool backend DEL (mock tool, no VPP)", f"{r['mock_tool_del_median_s'] * ms:8.1f}", ""),
         (
+            "tool backend ADD (vpp-config.py, fake vppctl)",
+            f"{r['cli_tool_add_median_s'] * ms:8.1f}",
+            f"{r['cli_tool_add_p95_s'] * ms:8.1f}",
+        ),
+        ("tool backend DEL (vpp-config.py, fake vppctl)", f"{r['cli_tool_del_median_s'] * ms:8.1f}", ""),
+        (
             f"vpp ADD, {r['ports_preloaded']} ports in VPP",
             f"{r['add_1000_median_s'] * ms:8.1f}",
             f"{r['add_1000_p95_s'] * ms:8.1f}",
@@ -563,7 +585,8 @@ def print_table(r: dict[str, Any]) -> None:
         f"ADD / pass floor {r['add_over_pass_floor']:.2f}, "
         f"ADD / host-local ADD {r['add_over_host_local']:.1f}, "
         f"tool DEL / vpp DEL {r['tool_over_vpp_del']:.2f}, "
-        f"mock tool ADD / vpp ADD {r['mock_tool_over_vpp_add']:.2f}"
+        f"mock tool ADD / vpp ADD {r['mock_tool_over_vpp_add']:.2f}, "
+        f"vpp-config.py ADD / vpp ADD {r['cli_tool_over_vpp_add']:.2f}"
     )
     print("targets:")
     for key, target in r["targets"].items():
@@ -832,7 +855,7 @@ def profile(outdir: Path, repeats: int) -> int:
 
 # -- entry point ----------------------------------------------------------------------------------
 def preflight() -> None:
-    for path in (PLUGIN, HOST_LOCAL, STATE_TOOL):
+    for path in (PLUGIN, HOST_LOCAL, STATE_TOOL, CLI_TOOL, FAKE_VPPCTL):
         if not os.access(path, os.X_OK):
             raise SystemExit(f"{path} is missing or not executable: run `make install cni-plugins`")
 
