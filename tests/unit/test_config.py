@@ -189,7 +189,7 @@ def test_mac_is_lowercased_and_unicast_checked_on_the_first_octet() -> None:
     assert "runtimeConfig.mac" in info.value.details
 
 
-def test_dataclass_defaults_are_the_defaults_of_an_empty_vhost_object() -> None:
+def test_section_defaults_are_those_of_an_empty_vhost_object() -> None:
     assert parse_netconf(minimal(vhost={})).vhost == VhostConf()
     assert parse_netconf(minimal()).vhost == VhostConf()
 
