@@ -258,7 +258,7 @@ class VppBackend:
         """By name; else a loopback we made for that name (VPP names it loopN, N its choice)."""
         found = self._interface_named(name)
         if found is None:
-            tag = f"{GATEWAY_TAG_PREFIX}{name}"
+            tag = _gateway_tag(name)
             found = next((d for d in self._interfaces_named_like("loop") if d.tag == tag), None)
         return int(found.sw_if_index) if found is not None else None
 
@@ -267,9 +267,7 @@ class VppBackend:
         self.client.call(
             "sw_interface_add_del_address", sw_if_index=index, is_add=True, del_all=False, prefix=gateway_cidr
         )
-        self.client.call(
-            "sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=f"{GATEWAY_TAG_PREFIX}{name}"
-        )
+        self.client.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=_gateway_tag(name))
         self.client.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP)
         log.info("created loopback (sw_if_index %d) with gateway %s", index, gateway_cidr)
         return index
@@ -420,7 +418,7 @@ class VppBackend:
         if not lenders:
             return f"not unnumbered to {wanted}"
         lender = self._interface(lenders[0])
-        if lender is None or wanted not in (lender.interface_name, _gateway_name(lender.tag)):
+        if lender is None or (wanted != lender.interface_name and lender.tag != _gateway_tag(wanted)):
             name = lender.interface_name if lender is not None else f"sw_if_index {lenders[0]}"
             return f"unnumbered to {name}, not {wanted}"
         return None
@@ -520,9 +518,9 @@ def _file_lock(path: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _gateway_name(tag: str) -> str | None:
-    """The unnumbered_to name a loopback we made stands for (its tag), else None."""
-    return tag.removeprefix(GATEWAY_TAG_PREFIX) if tag.startswith(GATEWAY_TAG_PREFIX) else None
+def _gateway_tag(name: str) -> str:
+    """The tag of a loopback we made to stand for `unnumbered_to` `name` (VPP names it loopN)."""
+    return f"{GATEWAY_TAG_PREFIX}{name}"
 
 
 def pod_route(wiring: Wiring, index: int) -> dict[str, Any]:
