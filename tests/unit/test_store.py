@@ -19,7 +19,15 @@ import pytest
 from vhostuser_vpp.store import atomic, lock, node_files
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import ContainerLock, LockTimeout, container_lock
-from vhostuser_vpp.store.records import PHASE_PENDING, PHASE_READY, RECORD_SCHEMA, Ip4Conf, PortRecord
+from vhostuser_vpp.store.records import (
+    PHASE_PENDING,
+    PHASE_READY,
+    RECORD_SCHEMA,
+    Ip4Conf,
+    PortRecord,
+    socket_access,
+    socket_access_settings,
+)
 from vhostuser_vpp.store.scan import iter_records
 
 CID = "4d578250ad8d760c0722be78badb4b4b6d57fed8f95dea23aaa0065aa8657b29"
@@ -142,6 +150,22 @@ def test_record_with_only_the_original_five_keys_parses() -> None:
     assert record.container_id == ""
     assert record.port == {}
     assert record.result == {}
+
+
+@pytest.mark.parametrize(("mode", "ids"), [("0660", (1234, 4321)), (None, (-1, 4321)), ("0600", (-1, -1))])
+def test_socket_access_reads_back_as_written(mode: str | None, ids: tuple[int, int]) -> None:
+    written = json.loads(json.dumps(socket_access(mode, ids)))
+    assert socket_access_settings(written) == (mode, ids)
+
+
+def test_socket_access_left_alone_is_not_recorded() -> None:
+    assert socket_access(None, (-1, -1)) == {}
+
+
+@pytest.mark.parametrize("access", [{"mode": "0660", "uid": "root"}, {"gid": None}, {"uid": [1]}])
+def test_unreadable_socket_access_is_a_value_error(access: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="socketAccess"):
+        socket_access_settings(access)
 
 
 def test_record_ignores_unknown_keys() -> None:

@@ -21,7 +21,7 @@ from vhostuser_vpp.backends.vpp import VppBackend, VppOptions
 from vhostuser_vpp.plugin.teardown import port_ref
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_lock_path
-from vhostuser_vpp.store.records import PHASE_READY, PortRecord
+from vhostuser_vpp.store.records import PHASE_READY, PortRecord, socket_access_settings
 from vhostuser_vpp.store.scan import iter_records
 
 log = logging.getLogger(__name__)
@@ -89,12 +89,11 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
 
 def _give_socket_access(attachment: Attachment, dir_fd: int, access: Mapping[str, Any]) -> None:
     """The new socket VPP made is root's again: the owner, group and mode ADD gave it."""
-    mode = access.get("mode")
     try:
-        ids = (int(access.get("uid", -1)), int(access.get("gid", -1)))
-    except (TypeError, ValueError) as exc:
-        raise StoreError("the record's socketAccess is unreadable", f"{dict(access)}: {exc}") from exc
-    attachment.set_socket_access(dir_fd, None if mode is None else str(mode), ids)
+        mode, ids = socket_access_settings(access)
+    except ValueError as exc:
+        raise StoreError("the record's socketAccess is unreadable", str(exc)) from exc
+    attachment.set_socket_access(dir_fd, mode, ids)
 
 
 def _options(record: PortRecord, vpp: VppAccess, setup_lock: str) -> VppOptions:

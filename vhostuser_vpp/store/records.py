@@ -58,6 +58,15 @@ def socket_access(mode: str | None, ids: tuple[int, int]) -> Mapping[str, Any]:
     return {"mode": mode, "uid": ids[0], "gid": ids[1]}
 
 
+def socket_access_settings(access: Mapping[str, Any]) -> tuple[str | None, tuple[int, int]]:
+    """`socket_access` read back as (mode, (uid, gid)); ValueError when a record's is unreadable."""
+    mode = access.get("mode")
+    try:
+        return (None if mode is None else str(mode)), (int(access.get("uid", -1)), int(access.get("gid", -1)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"socketAccess {dict(access)}: {exc}") from exc
+
+
 class PortRecord(NamedTuple):
     """What one attachment left on the node. Every field has a default so that a
     record written by the original plugin (its five keys only) still loads. Records
