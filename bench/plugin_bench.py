@@ -322,6 +322,13 @@ def plugin(node: BenchNode, command: str, cid: str, config: bytes) -> Run:
     return run_timed([PLUGIN], config, node.env(command, cid)).check(f"vhostuser {command}")
 
 
+def add_then_del(series: Series, keys: tuple[str, str], node: BenchNode, config: bytes) -> None:
+    """One pod's ADD and DEL, timed into the series named by `keys`."""
+    cid = new_container_id()
+    series.add(keys[0], plugin(node, "ADD", cid, config).seconds)
+    series.add(keys[1], plugin(node, "DEL", cid, config).seconds)
+
+
 def one_round(
     series: Series, a: BenchNode, b: BenchNode, t: BenchNode, hl: BenchNode, emu_a: BenchEmulator
 ) -> None:
@@ -349,21 +356,10 @@ def one_round(
     series.add("requests_add", requests1 - requests0)
     series.add("requests_del", requests2 - requests_checked)
 
-    cid = new_container_id()
-    series.add("add_1000", plugin(b, "ADD", cid, b.vpp_config()).seconds)
-    series.add("del_1000", plugin(b, "DEL", cid, b.vpp_config()).seconds)
-
-    cid = new_container_id()
-    series.add("tool_add", plugin(a, "ADD", cid, a.tool_config()).seconds)
-    series.add("tool_del", plugin(a, "DEL", cid, a.tool_config()).seconds)
-
-    cid = new_container_id()
-    series.add("mock_tool_add", plugin(t, "ADD", cid, t.mock_tool_config()).seconds)
-    series.add("mock_tool_del", plugin(t, "DEL", cid, t.mock_tool_config()).seconds)
-
-    cid = new_container_id()
-    series.add("cli_tool_add", plugin(t, "ADD", cid, t.cli_tool_config()).seconds)
-    series.add("cli_tool_del", plugin(t, "DEL", cid, t.cli_tool_config()).seconds)
+    add_then_del(series, ("add_1000", "del_1000"), b, b.vpp_config())
+    add_then_del(series, ("tool_add", "tool_del"), a, a.tool_config())
+    add_then_del(series, ("mock_tool_add", "mock_tool_del"), t, t.mock_tool_config())
+    add_then_del(series, ("cli_tool_add", "cli_tool_del"), t, t.cli_tool_config())
 
     cid = new_container_id()
     hl_add = run_timed([HOST_LOCAL], hl.host_local_config(), hl.env("ADD", cid)).check("host-local ADD")
