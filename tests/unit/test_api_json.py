@@ -13,15 +13,11 @@ from typing import Any
 
 import pytest
 
+from tests.reference import CRC_MATRIX, VPP_26_06
 from vhostuser_vpp.sim.profile_data import CRCS_26_06, RELEASE_LACKS, release_crcs
 from vhostuser_vpp.vpp.api_files import API_JSON_DIR, REQUIRED_MODULES, api_json_files
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "vpp-reference"
 KINDS = ("types", "enums", "enumflags", "unions")
-
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.exists(), reason=f"VPP reference data not available at {REFERENCE}"
-)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -53,11 +49,10 @@ def test_every_service_names_defined_messages() -> None:
             assert set(service.get("events", [])) <= messages, (name, service)
 
 
-@needs_reference
 @pytest.mark.parametrize("filename", sorted(p.name for p in api_json_files()))
 def test_matches_reference(filename: str) -> None:
     mine = load(API_JSON_DIR / filename)
-    reference = load(REFERENCE / "v26.06" / filename)
+    reference = load(VPP_26_06 / filename)
     assert mine["module"] == reference["module"]
     assert mine["vl_api_version"] == reference["vl_api_version"]
     assert set(mine["imports"]) <= set(reference["imports"])
@@ -74,11 +69,10 @@ def test_matches_reference(filename: str) -> None:
         assert service == reference["services"][request], request
 
 
-@needs_reference
 def test_crcs_in_release_matrix() -> None:
     rows = [
         line.rstrip("\n").split("\t")
-        for line in (REFERENCE / "crc-matrix.tsv").read_text().splitlines()
+        for line in CRC_MATRIX.read_text().splitlines()
         if not line.startswith("#")
     ]
     column = rows[0].index("v26.06")
@@ -89,14 +83,13 @@ def test_crcs_in_release_matrix() -> None:
             assert matrix.get(message[0]) == crc, message[0]
 
 
-@needs_reference
 @pytest.mark.parametrize("release", sorted(RELEASE_LACKS))
 def test_emulator_release_profiles_match_the_matrix(release: str) -> None:
     """The emulator's per-release tables: the same CRCs as each release's .api files, and
     exactly the messages that release has."""
     rows = [
         line.rstrip("\n").split("\t")
-        for line in (REFERENCE / "crc-matrix.tsv").read_text().splitlines()
+        for line in CRC_MATRIX.read_text().splitlines()
         if not line.startswith("#")
     ]
     column = rows[0].index(f"v{release}")

@@ -10,42 +10,20 @@ routes of equal prefix length is compared as a set (VPP walks a hash there).
 
 from __future__ import annotations
 
-import enum
 import json
 import socket
 import struct
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.integration.sim.conftest import REFERENCE
+from tests.integration.papi_values import plain
+from tests.reference import MESSAGE_TABLE, TRANSCRIPT
 from vhostuser_vpp.sim import Emulator
 from vhostuser_vpp.sim.codec import Codec
 
-TRANSCRIPT = REFERENCE / "v26.06" / "transcript.json"
 RECORDED_BASE = "/var/lib/cni/vhostuser"
 HEADER = struct.Struct(">QII")
 VOLATILE = {"vpe_pid", "pid", "age", "count", "message_table"}
-
-pytestmark = pytest.mark.skipif(
-    not TRANSCRIPT.exists(), reason=f"VPP reference transcript not available at {TRANSCRIPT}"
-)
-
-
-def plain(value: Any) -> Any:
-    """vpp_papi's decoded values as JSON-like data, so that replies compare with ==."""
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items() if k != "_0"}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return int(value.value)
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    return str(value)
 
 
 def packable(value: Any) -> Any:
@@ -172,7 +150,7 @@ def test_replay_transcript(short_dir: Path) -> None:
 
 
 def check_message_table(reply: dict[str, Any]) -> None:
-    real: dict[str, int] = json.loads((REFERENCE / "v26.06" / "message-table.json").read_text())["messages"]
+    real: dict[str, int] = json.loads(MESSAGE_TABLE.read_text())["messages"]
     ours = {entry["name"]: entry["index"] for entry in reply["message_table"]}
     assert reply["count"] == len(ours)
     for name_crc, msg_id in ours.items():
