@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CNI_BIN_DIR ?= /usr/lib/cni
 STAMP := $(VENV)/.installed
 
-.PHONY: install cni-plugins runtime demo test unit integration lint bench clean
+.PHONY: install cni-plugins runtime dataplane demo test unit integration lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -30,6 +30,10 @@ runtime:
 	@{ command -v podman && command -v runc && dpkg -s busybox-static; } >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq podman runc busybox-static; }
 
+# DPDK's testpmd (Debian's dpdk-dev) stands in for a pod in tests/integration/test_dataplane.py.
+dataplane:
+	@command -v dpdk-testpmd >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq dpdk-dev; }
+
 demo: install cni-plugins
 	$(PY) examples/demo.py --cni-bin-dir $(CNI_BIN_DIR)
 
@@ -38,13 +42,15 @@ lint: install
 	$(VENV)/bin/ruff format --check vhostuser_vpp tests examples bench
 	$(VENV)/bin/mypy
 
-test: install cni-plugins runtime lint
+# Integration tests run against the emulator and against a real VPP when one is found
+# (README: Testing against a real VPP); the run ends with a line per VPP.
+test: install cni-plugins runtime dataplane lint
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q
 
 unit: install
 	$(PY) -m pytest -q tests/unit
 
-integration: install cni-plugins runtime
+integration: install cni-plugins runtime dataplane
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q tests/integration
 
 # Cold-process ADD/DEL timings against the in-process emulator (table; JSON to $BENCH_OUT,

@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
+from tests import vpp_targets
 from tests.integration.vpp_probe import VppProbe
 from tests.samples import readme_sample
+from tests.vpp_instance import VppInstance
 from vhostuser_vpp.sim import Emulator
 
 CNI_BIN_DIR = os.environ.get("CNI_BIN_DIR", "/usr/lib/cni")
@@ -59,15 +61,19 @@ class CniRun:
 
 
 class Node:
-    def __init__(self, root: Path, api_socket: str = "/run/vpp/api.sock") -> None:
+    def __init__(self, root: Path, api_socket: str = "") -> None:
+        """Without `api_socket` the node has no VPP: its policy allows a socket in `root`
+        that nothing listens on, never the host's /run/vpp/api.sock."""
         self.root = root
-        self.api_socket = api_socket
+        self.api_socket = api_socket or str(root / "no-vpp.sock")
         self.cni_dir = root / "cni"
         self.ipam_dir = root / "ipam"
         self.state_file = root / "vpp-state.json"
         self.node_config = root / "node.json"
         self.device_info_dir = root / "devinfo"
         self.log_dir = root / "log"
+        # ADDs not yet deleted: (container ID, ifname) -> (stdin, extra env, netns_exec).
+        self._attached: dict[tuple[str, str], tuple[bytes, Mapping[str, str] | None, str]] = {}
         self.write_policy([STATE_TOOL])
 
     def write_policy(self, tools: list[str], host_route_devices: tuple[str, ...] = ()) -> None:
@@ -91,7 +97,8 @@ class Node:
 
     def config(self, version: str | None = "1.0.0", **top: Any) -> dict[str, Any]:
         """The original README's sample network, pointed at this node's directories."""
-        config = readme_sample(if0name="net1", cniDir=str(self.cni_dir), vhost={"vhost_tool": STATE_TOOL})
+        vhost = {"vhost_tool": STATE_TOOL, "api_socket": self.api_socket}
+        config = readme_sample(if0name="net1", cniDir=str(self.cni_dir), vhost=vhost)
         config["ipam"]["dataDir"] = str(self.ipam_dir)
         if version is not None:
             config["cniVersion"] = version
@@ -139,7 +146,26 @@ class Node:
         )
         argv = ["ip", "netns", "exec", netns_exec, PLUGIN] if netns_exec else [PLUGIN]
         proc = subprocess.run(argv, input=data, env=env, capture_output=True, timeout=120, check=False)
-        return CniRun(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        run = CniRun(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        key = (container_id, ifname)
+        if command == "ADD" and run.code == 0:
+            self._attached[key] = (data, extra_env, netns_exec)
+        elif command == "DEL":
+            self._attached.pop(key, None)
+        return run
+
+    def delete_attached(self) -> list[str]:
+        """The runtime's DEL for every attachment a test added and did not delete, as when
+        its pods go away; returns the DELs that failed. Whatever they leave in VPP, the
+        isolation check then reports."""
+        failures = []
+        for (container_id, ifname), (data, extra_env, netns_exec) in list(self._attached.items()):
+            run = self.run(
+                "DEL", None, container_id, ifname, extra_env=extra_env, stdin=data, netns_exec=netns_exec
+            )
+            if run.code != 0:
+                failures.append(f"DEL {container_id[:12]}/{ifname}: {run.stdout.strip()}")
+        return failures
 
     def ports(self) -> dict[str, Any]:
         """The VPP stand-in's interfaces."""
@@ -194,33 +220,99 @@ def node() -> Iterator[Node]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-# A real VPP when VPP_API_SOCKET names its API socket, else the emulator, fresh per test.
-REAL_VPP_SOCKET = os.environ.get("VPP_API_SOCKET", "")
-
-
 @dataclass
 class VppNode:
+    """A node with a VPP: the emulator (fresh per test) or a real VPP (one per session,
+    left by each test as it found it)."""
+
     node: Node
     probe: VppProbe
     emulator: Emulator | None
+    instance: VppInstance | None = None
+
+    @property
+    def target(self) -> str:
+        return "emulator" if self.emulator is not None else "real VPP"
 
     def need_emulator(self) -> Emulator:
         if self.emulator is None:
-            pytest.skip("needs the emulator (fault injection or restarts), not a real VPP")
+            pytest.skip("needs the emulator (fault injection, other VPP profiles), not a real VPP")
         return self.emulator
+
+    def vppctl(self, *args: str) -> str:
+        if self.instance is None:
+            pytest.skip("needs VPP's CLI: a VPP this suite starts, not VPP_API_SOCKET's")
+        return self.instance.vppctl(*args)
+
+    def restart(self) -> None:
+        """VPP crashes and comes back: every port, route and index is gone, the socket files
+        are left behind (the emulator's restart is a crash too)."""
+        self.crash()
+        self.recover()
+
+    def crash(self) -> None:
+        """VPP dies at once (an OOM kill): connections cut, socket files left refusing."""
+        if self.emulator is not None:
+            self.emulator.crash()
+        elif self.instance is not None:
+            self.probe.close()
+            self.instance.stop(crash=True)
+        else:
+            pytest.skip("cannot crash a VPP this suite did not start (VPP_API_SOCKET)")
+
+    def recover(self) -> None:
+        """A new VPP after `crash` or `stop`, knowing nothing of the old one's state."""
+        if self.emulator is not None:
+            self.emulator.restart()
+        elif self.instance is not None:
+            self.instance.start()
+        self.probe.reconnect()
+
+    def stop(self) -> None:
+        """VPP stops as on SIGTERM; the fixture brings a real one back for the next test."""
+        if self.emulator is not None:
+            self.emulator.stop()
+        elif self.instance is not None:
+            self.probe.close()
+            self.instance.stop()
+        else:
+            pytest.skip("cannot stop a VPP this suite did not start (VPP_API_SOCKET)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that takes `vpp` runs against the emulator and the real VPP (those marked
+    `dataplane` move packets, which the emulator cannot: real VPP only); those marked
+    `lifecycle` against the older real release too."""
+    if "vpp" not in metafunc.fixturenames:
+        return
+    targets = [vpp_targets.primary_label()]
+    if not metafunc.definition.get_closest_marker("dataplane"):
+        targets.insert(0, "emulator")
+    if metafunc.definition.get_closest_marker("lifecycle"):
+        targets.append(vpp_targets.old_label())
+    metafunc.parametrize("vpp", targets, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def real_vpps() -> Iterator[vpp_targets.RealVpps]:
+    with vpp_targets.RealVpps() as pool:
+        yield pool
 
 
 @pytest.fixture
-def vpp() -> Iterator[VppNode]:
+def vpp(request: pytest.FixtureRequest, real_vpps: vpp_targets.RealVpps) -> Iterator[VppNode]:
     root = Path(tempfile.mkdtemp(prefix="vhu", dir="/tmp"))
     try:
-        if REAL_VPP_SOCKET:
-            node = Node(root, REAL_VPP_SOCKET)
-            with VppProbe(REAL_VPP_SOCKET) as probe:
-                yield VppNode(node, probe, None)
-        else:
+        if request.param == "emulator":
             api_socket = str(root / "api.sock")
             with Emulator.start(api_socket) as emulator, VppProbe(api_socket) as probe:
                 yield VppNode(Node(root, api_socket), probe, emulator)
+        else:
+            real = real_vpps.get(request.param)
+            with real.isolated() as probe:
+                node = Node(root, real.api_socket)
+                yield VppNode(node, probe, None, real.instance)
+                if real.instance is None or real.instance.running:
+                    node.delete_attached()
     finally:
         shutil.rmtree(root, ignore_errors=True)

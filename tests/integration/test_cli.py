@@ -136,6 +136,8 @@ def test_ports_names_every_kind_of_leftover_and_exits_1(vpp: VppNode) -> None:
     everything = cli(vpp, "ports", "--all", "-o", "json").doc["ports"]
     [listed] = [row for row in everything if row["socket"] == str(vpp.node.root / "manual.sock")]
     assert listed["status"] == "manual"
+    vpp.probe.delete_port(listed["sw_if_index"])
+    assert cli(vpp, "gc").code == 0, "the orphan's port and the missing one's route"
 
 
 def test_an_unreachable_vpp_is_exit_3(vpp: VppNode) -> None:
@@ -265,6 +267,8 @@ def test_gc_dry_run_changes_nothing_and_gc_leaves_only_what_pods_own(vpp: VppNod
     assert again.code == 0
     assert "nothing to collect" in again.stdout
     assert cli(vpp, "ports").code == 0
+    probe.delete_port(untagged)
+    probe.delete_port(probe.ports(str(node.root))[manual_socket].sw_if_index)
 
 
 def test_gc_removes_a_dead_pods_route_from_the_index_another_pod_now_has(vpp: VppNode) -> None:
@@ -307,6 +311,7 @@ def test_gc_removes_the_plugins_bridge_domain_its_orphans_leave_empty(vpp: VppNo
     assert probe.bridge_domain(77) is not None, "an operator's empty domain stays"
     assert probe.ports(str(node.cni_dir)) == {}
     assert node.files() == set()
+    probe.papi.api.bridge_domain_add_del_v2(bd_id=77, is_add=False)
 
 
 def test_gc_takes_the_containers_lock_before_removing_its_files(vpp: VppNode) -> None:
@@ -344,6 +349,7 @@ def test_gc_network_touches_only_that_networks_records(vpp: VppNode) -> None:
     assert any("--network" in note for note in run.doc["notes"])
     assert (node.cni_dir / mine / f"{mine[:12]}-net1.json").exists()
     assert socket_of(vpp, orphan) in vpp.probe.ports(str(node.cni_dir))
+    assert cli(vpp, "gc", "--force").code == 0
 
 
 # -- doctor ------------------------------------------------------------------------------------
@@ -407,6 +413,7 @@ def test_doctor_fails_when_the_node_policy_does_not_allow_cni_dir(vpp: VppNode) 
     assert run.code == 1
     line = run.line_with("node policy")
     assert line.startswith("FAIL") and "allowed_cni_dirs" in line
+    vpp.node.write_policy([])
 
 
 # -- create and delete -------------------------------------------------------------------------

@@ -97,18 +97,16 @@ def test_a_vpp_restart_during_a_burst_of_adds(vpp: VppNode) -> None:
 
 
 def test_del_with_vpp_down_keeps_the_record_and_a_retry_finishes(vpp: VppNode) -> None:
-    emulator = vpp.need_emulator()
-    node, probe = vpp.node, vpp.probe
+    node = vpp.node
     cid = new_container_id()
     config = node.vpp_config()
     node.run("ADD", config, cid).assert_ok()
-    emulator.crash()
+    vpp.crash()
     node.run("DEL", config, cid).assert_error(11)
     assert node.reservations() == {}, "IPAM is released even when VPP is down"
     record = json.loads((node.cni_dir / cid / f"{cid[:12]}-net1.json").read_text())
     assert record["phase"] == "ready"
-    emulator.restart()
-    probe.reconnect()
+    vpp.recover()
     node.run("DEL", config, cid).assert_ok()
     assert node.files() == set()
 

@@ -28,7 +28,6 @@ def _restore(vpp: VppNode) -> subprocess.CompletedProcess[str]:
 
 
 def test_restore_after_a_vpp_restart_brings_back_ports_as_they_were(vpp: VppNode) -> None:
-    emulator = vpp.need_emulator()
     node, probe = vpp.node, vpp.probe
     l3_pod, l2_pod = new_container_id(), new_container_id()
     l3_config = node.vpp_config("1.0.0", enable_gso=True)
@@ -40,8 +39,7 @@ def test_restore_after_a_vpp_restart_brings_back_ports_as_they_were(vpp: VppNode
         for path, port in probe.ports(str(node.cni_dir)).items()
     }
 
-    emulator.restart()
-    probe.reconnect()
+    vpp.restart()
     assert probe.ports(str(node.cni_dir)) == {}
 
     restored = _restore(vpp)
@@ -81,11 +79,10 @@ def test_restore_reports_failures_with_exit_1(vpp: VppNode) -> None:
 
 
 def test_gc_after_a_vpp_restart_keeps_the_records_restore_needs(vpp: VppNode) -> None:
-    emulator = vpp.need_emulator()
     node = vpp.node
     cid = new_container_id()
     node.run("ADD", node.vpp_config(), cid).assert_ok()
-    emulator.restart()
+    vpp.restart()
     argv = [CLI, "gc", "--api-socket", node.api_socket, "--cni-dir", str(node.cni_dir), "-o", "json"]
     gc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert gc.returncode == 0, gc.stderr
@@ -100,13 +97,12 @@ def test_gc_after_a_vpp_restart_keeps_the_records_restore_needs(vpp: VppNode) ->
 def test_restore_gives_the_new_socket_the_access_add_gave(vpp: VppNode) -> None:
     """VPP makes a server socket as root: after a restart the pod's non-root app could not
     open the new one unless restore hands it back the owner, group and mode of the config."""
-    emulator = vpp.need_emulator()
     node = vpp.node
     cid = new_container_id()
     config = node.vpp_config(socket_file_mode="0660", socket_owner=1234, socket_group=4321)
     node.run("ADD", config, cid).assert_ok()
     socket_path = node.cni_dir / cid / f"{cid[:12]}-net1"
-    emulator.restart()
+    vpp.restart()
     socket_path.unlink(missing_ok=True)
 
     restored = _restore(vpp)

@@ -1,5 +1,9 @@
 """Looking at VPP from the test's side, through its API, so the same assertions hold
-against the emulator and against a real VPP that has other things configured."""
+against the emulator and against a real VPP.
+
+The probe loads every definition of tests/data/vpp-26.06, more than the product ships: a
+test also lists addresses, deletes loopbacks and takes a snapshot of everything the
+plugin could have touched, to prove it left VPP as it found it."""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from typing import Any
 
 from vpp_papi import VPPApiClient
 
+from tests.reference import full_api_json_paths
 from vhostuser_vpp.backends.base import Wiring
 from vhostuser_vpp.backends.vpp import pod_route
-from vhostuser_vpp.vpp.api_files import api_json_paths
 
 ANY = 0xFFFFFFFF
 POD_RANGE = (ipaddress.IPv4Address("10.56.217.131"), ipaddress.IPv4Address("10.56.217.254"))
@@ -32,12 +36,19 @@ class VppProbe:
 
     def reconnect(self) -> None:
         """A fresh connection, e.g. after VPP restarted and dropped the old one."""
-        self.papi = VPPApiClient(apifiles=api_json_paths(), server_address=self.api_socket, read_timeout=10)
+        self.close()
+        self.papi = VPPApiClient(
+            apifiles=full_api_json_paths(), server_address=self.api_socket, read_timeout=10
+        )
         self.papi.connect("vhostuser-tests")
 
     def __exit__(self, *exc: object) -> None:
-        if self.papi is not None and self.papi.transport.connected:
-            self.papi.disconnect()
+        self.close()
+
+    def close(self) -> None:
+        papi, self.papi = self.papi, None
+        if papi is not None and papi.transport.connected:
+            papi.disconnect()
 
     def ports(self, cni_dir: str) -> dict[str, Any]:
         """socket path -> sw_interface_vhost_user_details, for sockets under cni_dir."""
@@ -87,6 +98,15 @@ class VppProbe:
         assert reply.retval == 0
         assert self.papi.api.sw_interface_set_flags(sw_if_index=index, flags=1).retval == 0
 
+    def delete_loopback(self, name: str) -> None:
+        loop = self.interface_named(name)
+        assert self.papi.api.delete_loopback(sw_if_index=loop.sw_if_index).retval == 0
+
+    def link_up(self, index: int) -> bool:
+        """A frontend (the pod's DPDK app) attached and VPP sees the link up."""
+        found = self.interface(index)
+        return found is not None and bool(int(found.flags) & 2)
+
     def delete_neighbor(self, ip: str) -> None:
         index, mac = self.pod_neighbors()[ip]
         neighbor = {"sw_if_index": index, "flags": 1, "mac_address": mac, "ip_address": ip}
@@ -112,3 +132,50 @@ class VppProbe:
 
     def state(self, cni_dir: str) -> tuple[set[str], dict[str, int], dict[str, tuple[int, str]]]:
         return set(self.ports(cni_dir)), self.pod_routes(), self.pod_neighbors()
+
+    def snapshot(self, addresses: bool = True) -> dict[str, Any]:
+        """Everything of VPP's that the plugin, the CLI or a test may change, in comparable
+        form: interfaces (index, name, tag, admin state, vhost socket), addresses, unnumbered
+        pairs, both FIBs' routes with their paths, neighbours and bridge domains. The
+        emulator has no address dump (`addresses=False`); the FIB's local /32s show them too."""
+        api = self.papi.api
+        interfaces = api.sw_interface_dump(sw_if_index=ANY, name_filter_valid=False, name_filter="")
+        vhost = {d.sw_if_index: d.sock_filename for d in api.sw_interface_vhost_user_dump(sw_if_index=ANY)}
+        state: dict[str, Any] = {
+            "interfaces": sorted(
+                (i.sw_if_index, i.interface_name, i.tag, int(i.flags) & 1, vhost.get(i.sw_if_index, ""))
+                for i in interfaces
+            ),
+            "addresses": sorted(
+                (i.sw_if_index, str(a.prefix))
+                for i in (interfaces if addresses else [])
+                for is_ipv6 in (False, True)
+                for a in api.ip_address_dump(sw_if_index=i.sw_if_index, is_ipv6=is_ipv6)
+            ),
+            "unnumbered": sorted(
+                (u.sw_if_index, u.ip_sw_if_index) for u in api.ip_unnumbered_dump(sw_if_index=ANY)
+            ),
+            "neighbors": sorted(
+                (n.neighbor.sw_if_index, str(n.neighbor.ip_address), str(n.neighbor.mac_address))
+                for af in (0, 1)
+                for n in api.ip_neighbor_dump(sw_if_index=ANY, af=af)
+            ),
+            "bridge_domains": sorted(
+                (b.bd_id, b.bd_tag, tuple(sorted(m.sw_if_index for m in b.sw_if_details)))
+                for b in api.bridge_domain_dump(bd_id=ANY, sw_if_index=ANY)
+            ),
+        }
+        state["routes"] = sorted(
+            (str(r.route.prefix), tuple(sorted((p.sw_if_index, int(p.type)) for p in r.route.paths)))
+            for is_ip6 in (False, True)
+            for r in api.ip_route_dump(table={"table_id": 0, "is_ip6": is_ip6, "name": ""})
+        )
+        return state
+
+    def remove_gateway_loopbacks(self, keep: set[int]) -> None:
+        """Deletes the loopbacks the plugin made for `vhost.create_loopback` (tag `cni-gw:`)
+        but those in `keep`: node-wide by design, they outlive the test that made them."""
+        found = self.papi.api.sw_interface_dump(sw_if_index=ANY, name_filter_valid=True, name_filter="loop")
+        for loop in found:
+            if loop.tag.startswith("cni-gw:") and loop.sw_if_index not in keep:
+                assert self.papi.api.delete_loopback(sw_if_index=loop.sw_if_index).retval == 0

@@ -227,7 +227,7 @@ class VppBackend:
                 self.client.call(
                     "ip_route_add_del", is_add=True, is_multipath=False, route=pod_route(wiring, index)
                 )
-                undo.append(lambda: self._del_route(wiring, index))
+                undo.append(lambda: remove_pod_route(self.client, wiring.pod_ip, index, None))
                 self.client.call("ip_neighbor_add_del", is_add=True, neighbor=pod_neighbor(wiring, index))
         except BackendError:
             for step in reversed(undo):
@@ -353,11 +353,10 @@ class VppBackend:
             self._tolerate(
                 ERR_NO_SUCH_ENTRY, "ip_neighbor_add_del", is_add=False, neighbor=pod_neighbor(wiring, index)
             )
-        # Also when the interface is gone: VPP keeps its routes, pointing at an index
-        # that the next port will get. The index only fills the path; VPP deletes the
-        # prefix as a whole.
-        route_index = index if index is not None else int(ref.handle.get("sw_if_index", ANY_INDEX))
-        self._del_route(wiring, route_index)
+        # Also when the interface is gone: VPP keeps its routes, pointing at an index that
+        # the next port will get, or (after a restart) at one that does not exist.
+        recorded = ref.handle.get("sw_if_index")
+        remove_pod_route(self.client, wiring.pod_ip, index, int(recorded) if recorded is not None else None)
         loop = self._interface_named(str(ref.handle.get("unnumbered_to", self.options.unnumbered_to)))
         if index is not None and loop is not None:
             self._set_unnumbered(int(loop.sw_if_index), index, False)
@@ -483,15 +482,6 @@ class VppBackend:
             is_add=is_add,
         )
 
-    def _del_route(self, wiring: Wiring, index: int) -> None:
-        self._tolerate(
-            ERR_NO_SUCH_ENTRY,
-            "ip_route_add_del",
-            is_add=False,
-            is_multipath=False,
-            route=pod_route(wiring, index),
-        )
-
     def _tolerate(self, retval: int, message: str, **fields: Any) -> None:
         """A call whose `retval` means "already as wanted" (gone, absent): fine in DEL."""
         try:
@@ -521,6 +511,55 @@ def _file_lock(path: str) -> Iterator[None]:
 def _gateway_tag(name: str) -> str:
     """The tag of a loopback we made to stand for `unnumbered_to` `name` (VPP names it loopN)."""
     return f"{GATEWAY_TAG_PREFIX}{name}"
+
+
+def remove_pod_route(client: VppClient, pod_ip: str, port_index: int | None, added_via: int | None) -> bool:
+    """Removes <pod_ip>/32 unless it now leads to an interface some other pod or operator
+    wired for that address. Returns whether a route was removed.
+
+    The route is ours to remove when each of its paths leads to the port (`port_index`),
+    to an index that no longer exists (the port was deleted, or VPP restarted), or to the
+    index ADD routed it through (`added_via`) if the interface there now is not wired for
+    the address (no neighbour for it: VPP reused the index for another pod). A route that
+    leads to another interface holding the address is left, with a warning.
+
+    The delete names no path (n_paths 0 removes the API's entry as a whole): VPP decodes
+    every path first and refuses one through a vanished index with -54
+    (NO_MATCHING_INTERFACE), keeping the route.
+    """
+    via = _route_paths(client, pod_ip)
+    if via is None:
+        return False
+    foreign = [
+        index for index in via if index != port_index and not _stale_path(client, index, pod_ip, added_via)
+    ]
+    if foreign:
+        log.warning("left %s/32: it leads to sw_if_index %s, wired for it by someone else", pod_ip, foreign)
+        return False
+    route = {"table_id": 0, "stats_index": 0, "prefix": f"{pod_ip}/32", "n_paths": 0, "paths": []}
+    client.call("ip_route_add_del", is_add=False, is_multipath=False, route=route)
+    return True
+
+
+def _route_paths(client: VppClient, pod_ip: str) -> list[int] | None:
+    """The interfaces <pod_ip>/32's exact entry leads to, or None when there is none."""
+    try:
+        found = client.call("ip_route_lookup", table_id=0, exact=1, prefix=f"{pod_ip}/32")
+    except VppApiError as err:
+        if err.retval != ERR_NO_SUCH_ENTRY:
+            raise
+        return None
+    return [int(path.sw_if_index) for path in found.route.paths[: found.route.n_paths]]
+
+
+def _stale_path(client: VppClient, index: int, pod_ip: str, added_via: int | None) -> bool:
+    alive = client.dump("sw_interface_dump", sw_if_index=index, name_filter_valid=False, name_filter="")
+    if not any(int(d.sw_if_index) == index for d in alive):
+        return True
+    if index != added_via:
+        return False
+    neighbours = client.dump("ip_neighbor_dump", sw_if_index=index, af=0)
+    return all(str(n.neighbor.ip_address) != pod_ip for n in neighbours)
 
 
 def pod_route(wiring: Wiring, index: int) -> dict[str, Any]:

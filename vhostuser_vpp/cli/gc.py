@@ -10,8 +10,9 @@ hand or a runtime that never called DEL can. From one look at the node this plan
   IPAM address needs the network config, which the record does not keep, so it is left
   to the runtime's CNI DEL or GC and said so;
 - stale routes: a /32 for a record's address whose path goes to a deleted interface or to
-  another pod's port (VPP keeps a deleted interface's routes and reuses its index). A /32
-  with no record behind it is only reported;
+  another pod's port not wired for that address (VPP keeps a deleted interface's routes and
+  reuses its index). A /32 with no record behind it, or one leading to an interface that
+  holds the address as a neighbour, is left;
 - empty bridge domains tagged `cni-vhostuser`.
 
 Interfaces without the `cni:` tag are never touched, `cni-manual:` ports included. Every
@@ -26,7 +27,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from vhostuser_vpp.backends.base import Wiring
 from vhostuser_vpp.backends.vpp import (
     ANY_INDEX,
     BRIDGE_DOMAIN_ADD_DEL_VARIANTS,
@@ -34,7 +34,7 @@ from vhostuser_vpp.backends.vpp import (
     ERR_BD_IN_USE,
     ERR_NO_SUCH_ENTRY,
     NEIGHBOR_STATIC,
-    pod_route,
+    remove_pod_route,
 )
 from vhostuser_vpp.cli import output, vppview
 from vhostuser_vpp.store.attachment import Attachment, StoreError
@@ -346,8 +346,7 @@ def _delete_port(client: VppClient, planned: vppview.VppPort, routes: list[str])
         }
         _tolerate(client, "ip_neighbor_add_del", is_add=False, neighbor=neighbor)
     for prefix in routes:
-        route = _route(prefix.removesuffix("/32"), index)
-        _tolerate(client, "ip_route_add_del", is_add=False, is_multipath=False, route=route)
+        remove_pod_route(client, prefix.removesuffix("/32"), index, None)
     client.call("delete_vhost_user_if", sw_if_index=index)
 
 
@@ -371,7 +370,8 @@ def _delete_route(client: VppClient, action: Action) -> None:
     ip, index = action.target.removesuffix("/32"), int(action.details["sw_if_index"])
     if vppview.HostRoute(ip, index) not in vppview.fetch_host_routes(client):
         raise Skipped("the route changed since the scan")
-    _tolerate(client, "ip_route_add_del", is_add=False, is_multipath=False, route=_route(ip, index))
+    if not remove_pod_route(client, ip, None, index):
+        raise Skipped(f"sw_if_index {index} is wired for {ip} now")
 
 
 def _delete_bridge_domain(client: VppClient, action: Action) -> None:
@@ -392,11 +392,6 @@ def _tolerate(client: VppClient, message: str, **fields: Any) -> None:
     except VppApiError as err:
         if err.retval != ERR_NO_SUCH_ENTRY:
             raise
-
-
-def _route(ip: str, index: int) -> dict[str, Any]:
-    """A pod's /32 as the plugin adds it; VPP deletes the prefix as a whole."""
-    return pod_route(Wiring(pod_ip=ip, pod_mac=""), index)
 
 
 # -- printing ----------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ IP4_DEFAULTS = (
     ("255.255.255.255/32", 5),
 )
 IP6_DEFAULTS = (("::/0", 6), ("fe80::/10", 7))
+# What a fresh VPP 26.06 dumps for these: drops, but fe80::/10 (link-local, punted to the
+# host stack) shows a normal path through no interface.
+NORMAL_DEFAULTS = frozenset({"fe80::/10"})
 FIRST_FREE_ENTRY = 8
 
 
@@ -78,12 +81,20 @@ class FibEntry:
 
     They differ for a connected subnet: VPP reports 10.56.217.1/24, not 10.56.217.0/24, for
     the subnet of address 10.56.217.1/24 (reference transcript).
+
+    `stats_index` is ANY_INDEX while a neighbour is the entry's only source: VPP 26.06 keeps
+    no counters for such an attached host and dumps ~0; a route added to it takes an index
+    from the pool, and gives it back when only the neighbour is left (seen on a real VPP).
     """
 
     prefix: IPNetwork
     stats_index: int
     address: IPAddress
     sources: dict[str, list[FibPath]] = field(default_factory=dict)
+
+    @property
+    def counted(self) -> bool:
+        return any(source != SOURCE_ADJ for source in self.sources)
 
     def best_paths(self) -> list[FibPath]:
         for source in SOURCE_PRIORITY:
@@ -102,9 +113,10 @@ class Fib:
             table = self._tables[(is_ip6, 0)]
             for text, index in defaults:
                 prefix = ipaddress.ip_network(text)
-                table[prefix] = FibEntry(
-                    prefix, index, prefix.network_address, {SOURCE_SPECIAL: [FibPath.drop(is_ip6)]}
-                )
+                path = FibPath.drop(is_ip6)
+                if text in NORMAL_DEFAULTS:
+                    path = FibPath(nh=path.nh, proto=path.proto)
+                table[prefix] = FibEntry(prefix, index, prefix.network_address, {SOURCE_SPECIAL: [path]})
 
     def has_table(self, is_ip6: bool, table_id: int) -> bool:
         return (is_ip6, table_id) in self._tables
@@ -134,9 +146,11 @@ class Fib:
         entry = table.get(prefix)
         if entry is None:
             wire_address = prefix.network_address if address is None else address
-            entry = FibEntry(prefix, self._entries_pool.get(), wire_address)
+            entry = FibEntry(prefix, ANY_INDEX, wire_address)
             table[prefix] = entry
         entry.sources[source] = paths
+        if entry.counted and entry.stats_index == ANY_INDEX:
+            entry.stats_index = self._entries_pool.get()
         return entry
 
     def remove_source(self, prefix: IPNetwork, source: str, table_id: int = 0) -> bool:
@@ -145,9 +159,11 @@ class Fib:
         if entry is None or source not in entry.sources:
             return False
         del entry.sources[source]
+        if not entry.counted and entry.stats_index != ANY_INDEX:
+            self._entries_pool.put(entry.stats_index)
+            entry.stats_index = ANY_INDEX
         if not entry.sources:
             del table[prefix]
-            self._entries_pool.put(entry.stats_index)
         return True
 
     def entries(self, is_ip6: bool, table_id: int = 0) -> list[FibEntry]:

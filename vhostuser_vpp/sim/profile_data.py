@@ -8,6 +8,8 @@ older release differs only in what it lacks (22.10 has no `bridge_domain_add_del
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 # message name -> CRC, as VPP 26.06 advertises it in its message table
 CRCS_26_06: dict[str, str] = {
     "bridge_domain_add_del": "0x600b7170",
@@ -78,6 +80,32 @@ RELEASE_LACKS: dict[str, tuple[str, ...]] = {
     "24.10": (),
     "25.10": (),
     "26.06": (),
+}
+
+
+class ReleaseBehaviour(NamedTuple):
+    """Where releases answer the same messages differently (seen on real VPPs 24.10 and 26.06).
+
+    - `flushes_neighbours`: deleting an interface removes its neighbours. 24.10 keeps them,
+      on the dead index (no API call can remove them: -2), and the next interface to get
+      that index inherits them.
+    - `local_route_first`: an interface address makes its receive /32 before the subnet's
+      entries, which decides their stats_index order.
+    """
+
+    flushes_neighbours: bool
+    local_route_first: bool
+
+
+AS_24_10 = ReleaseBehaviour(flushes_neighbours=False, local_route_first=False)
+AS_26_06 = ReleaseBehaviour(flushes_neighbours=True, local_route_first=True)
+# 22.10, 23.10 and 25.10 were never run here: assumed to behave as the nearest release seen.
+RELEASE_BEHAVIOUR: dict[str, ReleaseBehaviour] = {
+    "22.10": AS_24_10,
+    "23.10": AS_24_10,
+    "24.10": AS_24_10,
+    "25.10": AS_26_06,
+    "26.06": AS_26_06,
 }
 
 

@@ -21,6 +21,7 @@ from vhostuser_vpp.sim.codec import Codec
 from vhostuser_vpp.sim.dispatch import Dispatcher
 from vhostuser_vpp.sim.faults import Faults
 from vhostuser_vpp.sim.msgtable import DEFAULT_PROFILE, MessageTable, build_table
+from vhostuser_vpp.sim.profile_data import RELEASE_BEHAVIOUR
 from vhostuser_vpp.sim.state import VppState
 from vhostuser_vpp.sim.transport import ApiServer, Connection
 from vhostuser_vpp.sim.vhost_sockets import LoopVhostSockets
@@ -111,7 +112,7 @@ class Emulator:
     async def _boot(self) -> None:
         """A fresh VPP: new state, new message handling, API socket bound before returning."""
         sockets = LoopVhostSockets(self._loop, self._events_changed)
-        state = VppState(sockets)
+        state = VppState(sockets, RELEASE_BEHAVIOUR[self.table.release])
         sockets.state = state
         dispatcher = Dispatcher(state, self.codec, self.table, self.faults, self.version, BUILD_DATE)
         server = ApiServer(self.socket_path, dispatcher.handle, self._client_closed)
@@ -125,7 +126,9 @@ class Emulator:
         server, dispatcher = self._server, self._dispatcher
         self._running = False
         if server is not None:
-            await server.close(unlink=graceful)
+            # VPP 26.06 leaves its API socket file behind even on SIGTERM: a stopped VPP
+            # refuses connections at a path that still exists.
+            await server.close()
         if dispatcher is not None:
             dispatcher.state.close_all_sockets(unlink=graceful)
         self._server = self._dispatcher = self._sockets = None
@@ -139,7 +142,8 @@ class Emulator:
             self._dispatcher.flush_events()
 
     def stop(self) -> None:
-        """Shut down cleanly: clients dropped, API socket and server-mode vhost sockets removed."""
+        """Shut down as on SIGTERM: clients dropped, server-mode vhost sockets removed, the API
+        socket file left (refusing connections), as a real VPP does."""
         if not self._thread.is_alive():
             return
         self._submit(self._halt(graceful=True))

@@ -31,6 +31,7 @@ from vhostuser_vpp.sim.fib import (
     zero_address,
 )
 from vhostuser_vpp.sim.pools import IndexPool, LowestFree
+from vhostuser_vpp.sim.profile_data import AS_26_06, ReleaseBehaviour
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -174,8 +175,9 @@ def random_vhost_mac() -> str:
 
 
 class VppState:
-    def __init__(self, sockets: VhostSockets | None = None) -> None:
+    def __init__(self, sockets: VhostSockets | None = None, behaviour: ReleaseBehaviour = AS_26_06) -> None:
         self.sockets: VhostSockets = sockets or NoSockets()
+        self.behaviour = behaviour
         self.interfaces: dict[int, Interface] = {}
         self._sw_if_pool = IndexPool()
         self._vhost_pool = IndexPool()
@@ -316,13 +318,15 @@ class VppState:
         host = ipaddress.ip_network(f"{address.ip}/{host_len}")
         proto = int(is_ip6)
         local = FibPath(sw_if_index=iface.sw_if_index, nh=address.ip, type=PATH_TYPE_LOCAL, proto=proto)
-        routes: list[tuple[IPNetwork, list[FibPath], IPAddress]] = [(host, [local], address.ip)]
+        routes: list[tuple[IPNetwork, list[FibPath], IPAddress]] = []
         if network.prefixlen < host_len:
             attached = FibPath(sw_if_index=iface.sw_if_index, nh=zero_address(is_ip6), proto=proto)
             routes.append((network, [attached], address.ip))
         if not is_ip6 and network.prefixlen < host_len - 1:
             for edge in (network.network_address, network.broadcast_address):
                 routes.append((ipaddress.ip_network(f"{edge}/32"), [FibPath.drop(False)], edge))
+        receive = (host, [local], address.ip)
+        routes = [receive, *routes] if self.behaviour.local_route_first else [*routes, receive]
         for prefix, paths, wire_address in routes:
             if add:
                 self.fib.set_source(prefix, SOURCE_INTERFACE, paths, address=wire_address)
@@ -330,8 +334,11 @@ class VppState:
                 self.fib.remove_source(prefix, SOURCE_INTERFACE)
 
     def set_unnumbered(self, sw_if_index: int, unnumbered_sw_if_index: int, is_add: bool) -> int:
-        if sw_if_index not in self.interfaces or unnumbered_sw_if_index not in self.interfaces:
+        # VPP checks the borrower first (-2), then the lender (-10, "sw_if_index #2").
+        if unnumbered_sw_if_index not in self.interfaces:
             return rv.INVALID_SW_IF_INDEX
+        if sw_if_index not in self.interfaces:
+            return rv.INVALID_SW_IF_INDEX_2
         borrower = self.interfaces[unnumbered_sw_if_index]
         if is_add:
             borrower.unnumbered_via = sw_if_index
@@ -418,9 +425,10 @@ class VppState:
         return rv.OK
 
     def _delete_interface(self, iface: Interface) -> None:
-        """Flush what VPP flushes with an interface; API routes through it stay behind."""
+        """Flush what VPP flushes with an interface; API routes through it stay behind (and
+        neighbours too, in releases that do not flush them)."""
         index = iface.sw_if_index
-        for key in [k for k in self.neighbors if k[0] == index]:
+        for key in [k for k in self.neighbors if k[0] == index and self.behaviour.flushes_neighbours]:
             self._remove_neighbor(key)
         for address in list(iface.addresses):
             self._remove_address(iface, address)
@@ -483,11 +491,12 @@ class VppState:
     ) -> tuple[int, int]:
         if not self.fib.has_table(prefix.version == 6, table_id):
             return rv.NO_SUCH_FIB, ANY_INDEX
-        # Only adds check the interface: a route left behind by a deleted interface (which
-        # VPP keeps) must stay deletable by the request that added it.
-        for path in paths if is_add else []:
+        # VPP decodes every path before anything else, for adds and deletes alike: a path
+        # through an index that no longer exists is refused and the route stays (so a route
+        # a deleted interface left behind goes only by a delete naming no path).
+        for path in paths:
             if path.sw_if_index != ANY_INDEX and path.sw_if_index not in self.interfaces:
-                return rv.INVALID_SW_IF_INDEX, ANY_INDEX
+                return rv.NO_MATCHING_INTERFACE, ANY_INDEX
         entry = self.fib.lookup(prefix, table_id)
         current = list(entry.sources.get(SOURCE_API, [])) if entry else []
         if is_add:
@@ -564,8 +573,8 @@ class VppState:
             bd_id = 1
             while bd_id in self.bridge_domains:
                 bd_id += 1
-        if bd_id == 0:
-            return rv.BD_NOT_MODIFIABLE, bd_id
+        if bd_id == 0:  # the default domain, which always exists
+            return rv.BD_ALREADY_EXISTS, bd_id
         if bd_id > MAX_BD_ID:
             return rv.BD_ID_EXCEED_MAX, bd_id
         if bd_id in self.bridge_domains:

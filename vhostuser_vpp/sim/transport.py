@@ -126,8 +126,8 @@ class ApiServer:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def close(self, unlink: bool) -> None:
-        """Stop listening and drop every client; leave the socket file if VPP would (a crash)."""
+    async def close(self) -> None:
+        """Stop listening and drop every client. The socket file stays, as VPP leaves it."""
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -138,6 +138,3 @@ class ApiServer:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if unlink:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)

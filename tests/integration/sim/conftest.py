@@ -18,8 +18,6 @@ from vpp_papi import VPPApiClient
 from vhostuser_vpp.sim import Emulator
 from vhostuser_vpp.vpp.api_files import api_json_paths
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "vpp-reference"
-
 
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
@@ -60,6 +58,6 @@ def connect(api_socket: str) -> Iterator[ClientFactory]:
 
 
 @pytest.fixture
-def vpp(emulator: Emulator, connect: ClientFactory) -> Any:
+def papi(emulator: Emulator, connect: ClientFactory) -> Any:
     """One connected client on a fresh emulator."""
     return connect()

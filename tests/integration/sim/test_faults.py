@@ -12,58 +12,58 @@ from tests.integration.sim.conftest import ClientFactory
 from vhostuser_vpp.sim import Emulator
 
 
-def test_fail_once_then_recover(emulator: Emulator, vpp: Any, short_dir: Path) -> None:
+def test_fail_once_then_recover(emulator: Emulator, papi: Any, short_dir: Path) -> None:
     emulator.faults.fail("create_vhost_user_if_v2", retval=-1, times=1)
-    failed = vpp.api.create_vhost_user_if_v2(is_server=True, sock_filename=str(short_dir / "p"))
+    failed = papi.api.create_vhost_user_if_v2(is_server=True, sock_filename=str(short_dir / "p"))
     assert (failed.retval, failed.sw_if_index) == (-1, 0xFFFFFFFF)
     assert emulator.ports() == [] and not (short_dir / "p").exists()
-    ok = vpp.api.create_vhost_user_if_v2(is_server=True, sock_filename=str(short_dir / "p"))
+    ok = papi.api.create_vhost_user_if_v2(is_server=True, sock_filename=str(short_dir / "p"))
     assert (ok.retval, ok.sw_if_index) == (0, 1)
 
 
-def test_fail_every_time_until_cleared(emulator: Emulator, vpp: Any) -> None:
+def test_fail_every_time_until_cleared(emulator: Emulator, papi: Any) -> None:
     emulator.faults.fail("show_version", retval=-9, times=None)
-    assert [vpp.api.show_version().retval for _ in range(3)] == [-9, -9, -9]
+    assert [papi.api.show_version().retval for _ in range(3)] == [-9, -9, -9]
     emulator.faults.clear()
-    assert vpp.api.show_version().retval == 0
+    assert papi.api.show_version().retval == 0
 
 
-def test_delay_holds_only_that_answer(emulator: Emulator, vpp: Any) -> None:
+def test_delay_holds_only_that_answer(emulator: Emulator, papi: Any) -> None:
     emulator.faults.delay("show_version", 0.3, times=1)
     began = time.monotonic()
-    assert vpp.api.show_version().retval == 0
+    assert papi.api.show_version().retval == 0
     assert time.monotonic() - began >= 0.3
 
 
 def test_delay_beyond_read_timeout(emulator: Emulator, connect: ClientFactory) -> None:
-    vpp = connect(read_timeout=0.2)
+    papi = connect(read_timeout=0.2)
     emulator.faults.delay("control_ping", 1.0, times=1)
-    with pytest.raises(vpp.VPPIOError):
-        vpp.api.control_ping()
+    with pytest.raises(papi.VPPIOError):
+        papi.api.control_ping()
 
 
 def test_ignored_message_times_out(emulator: Emulator, connect: ClientFactory) -> None:
-    vpp = connect(read_timeout=0.2)
+    papi = connect(read_timeout=0.2)
     emulator.faults.ignore("show_version")
-    with pytest.raises(vpp.VPPIOError):
-        vpp.api.show_version()
+    with pytest.raises(papi.VPPIOError):
+        papi.api.show_version()
 
 
-def test_drop_connection_after(emulator: Emulator, vpp: Any, connect: ClientFactory) -> None:
+def test_drop_connection_after(emulator: Emulator, papi: Any, connect: ClientFactory) -> None:
     emulator.faults.drop_connection_after(2)
-    assert vpp.api.control_ping().retval == 0
-    assert vpp.api.show_version().retval == 0
-    with pytest.raises(vpp.VPPIOError):
-        vpp.api.control_ping()
+    assert papi.api.control_ping().retval == 0
+    assert papi.api.show_version().retval == 0
+    with pytest.raises(papi.VPPIOError):
+        papi.api.control_ping()
     assert connect("again").api.control_ping().retval == 0
 
 
-def test_unknown_message_gets_an_answer(emulator: Emulator, vpp: Any) -> None:
+def test_unknown_message_gets_an_answer(emulator: Emulator, papi: Any) -> None:
     unused_id = max(emulator.table.ids.values()) + 1
     context = 4242
-    vpp.transport.write(
+    papi.transport.write(
         bytes.fromhex(f"{unused_id:04x}") + (0).to_bytes(4, "big") + context.to_bytes(4, "big")
     )
-    reply = vpp.read_blocking(timeout=5)
+    reply = papi.read_blocking(timeout=5)
     assert type(reply).__name__ == "control_ping_reply"
     assert (reply.context, reply.retval) == (context, -9)

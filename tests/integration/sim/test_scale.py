@@ -21,21 +21,21 @@ def test_parallel_clients_create_and_delete(
     start = threading.Barrier(CLIENTS)
 
     def work(n: int) -> list[str]:
-        vpp = clients[n]
+        papi = clients[n]
         start.wait()
         problems = []
         for k in range(PORTS_PER_CLIENT):
             path = str(short_dir / f"c{n}-{k}")
             tag = f"client{n}-port{k}"
-            reply = vpp.api.create_vhost_user_if_v2(is_server=True, sock_filename=path, tag=tag)
+            reply = papi.api.create_vhost_user_if_v2(is_server=True, sock_filename=path, tag=tag)
             if reply.retval != 0:
                 problems.append(f"{tag}: create {reply.retval}")
                 continue
-            [v] = vpp.api.sw_interface_vhost_user_dump(sw_if_index=reply.sw_if_index)
-            [d] = vpp.api.sw_interface_dump(sw_if_index=reply.sw_if_index)
+            [v] = papi.api.sw_interface_vhost_user_dump(sw_if_index=reply.sw_if_index)
+            [d] = papi.api.sw_interface_dump(sw_if_index=reply.sw_if_index)
             if v.sock_filename != path or d.tag != tag:
                 problems.append(f"{tag}: crossed reply {v.sock_filename} {d.tag}")
-            if vpp.api.delete_vhost_user_if(sw_if_index=reply.sw_if_index).retval != 0:
+            if papi.api.delete_vhost_user_if(sw_if_index=reply.sw_if_index).retval != 0:
                 problems.append(f"{tag}: delete failed")
         return problems
 
@@ -46,10 +46,10 @@ def test_parallel_clients_create_and_delete(
 
 
 def test_dump_of_1000_interfaces(emulator: Emulator, connect: ClientFactory) -> None:
-    vpp: Any = connect()
-    created = [vpp.api.create_loopback().sw_if_index for _ in range(1000)]
+    papi: Any = connect()
+    created = [papi.api.create_loopback().sw_if_index for _ in range(1000)]
     assert created == list(range(1, 1001))
-    details = vpp.api.sw_interface_dump()
+    details = papi.api.sw_interface_dump()
     assert [d.sw_if_index for d in details] == list(range(1001))
     assert [d.interface_name for d in details[1:]] == [f"loop{n}" for n in range(1000)]
-    assert vpp.api.control_ping().retval == 0
+    assert papi.api.control_ping().retval == 0

@@ -1,0 +1,177 @@
+"""Packets through the ports the plugin makes: a real VPP and Debian's dpdk-testpmd as pods.
+
+Each test makes its pods with the real executable (ADD), attaches a testpmd to each
+pod's socket, moves packets, reads testpmd's and VPP's counters, and deletes the pods
+(DEL) leaving no port, route, neighbour, address or file. On 2 shared cores a receiving
+testpmd polls too rarely to take everything a sender pushes (VPP counts the rest as
+tx-errors, "no available descriptors"): tests demand a count of packets that arrive and
+report VPP's drops, never a rate.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import vpp_targets
+from tests.integration import testpmd
+from tests.integration.conftest import VppNode, new_container_id
+from tests.integration.testpmd import Testpmd
+
+pytestmark = pytest.mark.dataplane
+PACKETS = 10_000
+WAIT_S = 60.0
+VPP_CONFIG_TOOL = str(Path(__file__).resolve().parents[2] / "examples" / "vpp-config.py")
+
+
+@pytest.fixture(scope="module")
+def dpdk() -> Iterator[None]:
+    why = testpmd.missing()
+    if why:
+        if vpp_targets.REQUIRED:
+            pytest.fail(f"VHOSTUSER_TEST_REQUIRE_VPP=1 but {why}", pytrace=False)
+        pytest.skip(why)
+    with testpmd.hugepages():
+        yield
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    """Polls `condition` until it holds; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:g}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+class Pod:
+    """What ADD told the pod: its socket, MAC, address and gateway MAC, and VPP's index."""
+
+    def __init__(self, vpp: VppNode, config: dict[str, Any], cid: str) -> None:
+        self.cid = cid
+        self.result = vpp.node.run("ADD", config, cid).assert_ok()
+        self.socket = f"{vpp.node.cni_dir}/{cid}/{cid[:12]}-net1"
+        self.mac = self.result["interfaces"][0]["mac"]
+        self.ip = self.result["ips"][0]["address"].split("/")[0]
+        port = vpp.probe.ports(str(vpp.node.cni_dir))[self.socket]
+        self.index = int(port.sw_if_index)
+        self.name = str(vpp.probe.interface(self.index).interface_name)
+        self.gw_mac = str(vpp.probe.interface(self.index).l2_address)
+
+
+def counters(vpp: VppNode, name: str) -> dict[str, int]:
+    """VPP's counters of one interface, from `show interface` (rx/tx packets, drops, errors)."""
+    text = vpp.vppctl("show", "interface", name)
+    found = {"rx packets": 0, "tx packets": 0, "drops": 0, "tx-error": 0}
+    for key in found:
+        match = re.search(rf"^\s*(?:{re.escape(name)}.*?)?\s{re.escape(key)}\s+(\d+)", text, re.MULTILINE)
+        if match:
+            found[key] = int(match.group(1))
+    return found
+
+
+def ping(vpp: VppNode, ip: str, count: int = 5) -> int:
+    """Replies to `vppctl ping` from VPP (source: the gateway address it lends the port)."""
+    text = vpp.vppctl("ping", ip, "repeat", str(count), "interval", "0.2")
+    match = re.search(r"(\d+) sent, (\d+) received", text)
+    assert match, text
+    return int(match.group(2))
+
+
+def assert_nothing_left(vpp: VppNode) -> None:
+    assert vpp.probe.state(str(vpp.node.cni_dir)) == (set(), {}, {})
+    assert vpp.node.files() == set()
+    assert vpp.node.reservations() == {}
+
+
+def test_vpp_pings_a_pod_through_its_l3_port(vpp: VppNode, dpdk: None) -> None:
+    config = vpp.node.vpp_config()
+    pod = Pod(vpp, config, new_container_id())
+    with Testpmd(pod.socket, pod.mac, "--forward-mode=icmpecho") as app:
+        app.command("start")
+        wait_for(lambda: vpp.probe.link_up(pod.index), "the pod's DPDK app attaches")
+        assert ping(vpp, pod.ip) >= 1, "VPP's ping reaches the pod through route and neighbour"
+        assert app.port_stats()["TX-packets"] >= 1
+    vpp.node.run("DEL", config, pod.cid).assert_ok()
+    assert_nothing_left(vpp)
+
+
+@pytest.mark.parametrize("mode", ["l3", "l2"])
+def test_pod_to_pod_through_vpp(vpp: VppNode, dpdk: None, mode: str) -> None:
+    """The sender addresses the receiver's IP at its gateway MAC (L3: VPP routes by the /32
+    and rewrites with the static neighbour) or the receiver's MAC (L2: the bridge domain
+    floods, then learns)."""
+    config = vpp.node.vpp_config() if mode == "l3" else vpp.node.vpp_config(mode="l2", bridge_domain=4242)
+    sender, receiver = Pod(vpp, config, new_container_id()), Pod(vpp, config, new_container_id())
+    peer = sender.gw_mac if mode == "l3" else receiver.mac
+    with (
+        Testpmd(receiver.socket, receiver.mac, "--forward-mode=rxonly") as sink,
+        Testpmd(
+            sender.socket,
+            sender.mac,
+            "--forward-mode=txonly",
+            f"--tx-ip={sender.ip},{receiver.ip}",
+            f"--eth-peer=0,{peer}",
+        ) as source,
+    ):
+        sink.command("start")
+        wait_for(lambda: vpp.probe.link_up(receiver.index), "the receiving pod attaches")
+        source.command("start")
+        wait_for(lambda: sink.port_stats()["RX-packets"] >= PACKETS, f"{PACKETS} packets reach the receiver")
+        source.command("stop")
+        received = sink.port_stats()["RX-packets"]
+        sent = source.port_stats()["TX-packets"]
+    taken_in, sent_out = counters(vpp, sender.name), counters(vpp, receiver.name)
+    print(
+        f"{mode}: sender sent {sent}, receiver got {received}; VPP took in {taken_in['rx packets']} on "
+        f"{sender.name}, sent {sent_out['tx packets']} out of {receiver.name}, "
+        f"tx-errors {sent_out['tx-error']} (descriptors the receiver did not free in time)"
+    )
+    assert taken_in["rx packets"] >= received
+    assert sent_out["tx packets"] >= received >= PACKETS
+    for pod in (sender, receiver):
+        vpp.node.run("DEL", config, pod.cid).assert_ok()
+    assert_nothing_left(vpp)
+
+
+def test_client_socket_mode_the_pod_makes_the_socket(vpp: VppNode, dpdk: None) -> None:
+    config = vpp.node.vpp_config(socket_mode="client")
+    pod = Pod(vpp, config, new_container_id())
+    with Testpmd(pod.socket, pod.mac, "--forward-mode=icmpecho", server=True) as app:
+        app.command("start")
+        wait_for(lambda: vpp.probe.link_up(pod.index), "VPP connects to the pod's socket")
+        assert ping(vpp, pod.ip) >= 1
+    vpp.node.run("DEL", config, pod.cid).assert_ok()
+    assert_nothing_left(vpp)
+
+
+@pytest.mark.lifecycle
+def test_the_tool_backend_with_the_reference_vppctl_tool(vpp: VppNode, dpdk: None) -> None:
+    """examples/vpp-config.py drives the real vppctl: ADD wires the port, VPP pings the pod,
+    DEL leaves nothing. The tool borrows the address of the node's loop0."""
+    node = vpp.node
+    if vpp.instance is None:
+        pytest.skip("needs VPP's CLI socket: a VPP this suite starts")
+    node.write_policy([VPP_CONFIG_TOOL])
+    vpp.probe.make_gateway_loopback("10.56.217.1/24")
+    config = node.config(vhost={"vhost_tool": VPP_CONFIG_TOOL, "backend": "tool"})
+    tool_env = {"VPPCTL": str(vpp.instance.build.vppctl), "VPP_CLI_SOCKET": vpp.instance.cli_socket}
+    cid = new_container_id()
+    result = node.run("ADD", config, cid, extra_env=tool_env).assert_ok()
+    socket = f"{node.cni_dir}/{cid}/{cid[:12]}-net1"
+    index = int(vpp.probe.ports(str(node.cni_dir))[socket].sw_if_index)
+    ip = result["ips"][0]["address"].split("/")[0]
+    with Testpmd(socket, result["interfaces"][0]["mac"], "--forward-mode=icmpecho") as app:
+        app.command("start")
+        wait_for(lambda: vpp.probe.link_up(index), "the pod's DPDK app attaches")
+        assert ping(vpp, ip) >= 1
+    node.run("DEL", config, cid, extra_env=tool_env).assert_ok()
+    assert_nothing_left(vpp)
+    vpp.probe.delete_loopback("loop0")

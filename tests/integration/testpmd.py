@@ -1,0 +1,142 @@
+"""A DPDK pod for the dataplane tests: Debian's dpdk-testpmd on a pod's vhost-user socket.
+
+testpmd runs interactively: commands go to its stdin and the answer is read up to the next
+`testpmd> ` prompt, so every step waits for testpmd itself, never for a fixed time. Each pod
+has its own `--file-prefix` and 128 MB of hugepages; `hugepages()` reserves 512 pages of
+2 MB and mounts hugetlbfs for the run, and gives both back afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TESTPMD = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
+PROMPT = "testpmd> "
+HUGEPAGES = 512
+NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
+HUGETLBFS = Path("/dev/hugepages")
+COMMAND_TIMEOUT_S = 30.0
+
+
+def missing() -> str:
+    """Why this machine cannot run a DPDK pod, or "" when it can."""
+    if not os.access(TESTPMD, os.X_OK):
+        return f"{TESTPMD} not found (Debian's dpdk-dev package; `make dataplane` installs it)"
+    if os.geteuid() != 0:
+        return "dpdk-testpmd needs root for hugepages"
+    return ""
+
+
+@contextmanager
+def hugepages() -> Iterator[None]:
+    before = int(NR_HUGEPAGES.read_text())
+    if before < HUGEPAGES:
+        NR_HUGEPAGES.write_text(str(HUGEPAGES))
+    mounted = False
+    if not os.path.ismount(HUGETLBFS):
+        HUGETLBFS.mkdir(exist_ok=True)
+        subprocess.run(["mount", "-t", "hugetlbfs", "nodev", str(HUGETLBFS)], check=True, timeout=30)
+        mounted = True
+    try:
+        yield
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(HUGETLBFS)], check=False, timeout=30)
+        if before < HUGEPAGES:
+            NR_HUGEPAGES.write_text(str(before))
+
+
+class Testpmd:
+    __test__ = False  # not a test class, though named like one
+    """One pod's DPDK app; `server=True` makes it create the socket (VPP in client mode)."""
+
+    _count = 0
+
+    def __init__(self, socket_path: str, mac: str, *args: str, server: bool = False) -> None:
+        Testpmd._count += 1
+        vdev = f"virtio_user0,path={socket_path},mac={mac}" + (",server=1" if server else "")
+        # stdbuf: testpmd's printf output would sit in a pipe's buffer while the prompt,
+        # written unbuffered, came first.
+        argv = [
+            "stdbuf",
+            "-o0",
+            TESTPMD,
+            "-l",
+            "0-1",
+            "--no-pci",
+            f"--file-prefix=vhu{os.getpid()}p{Testpmd._count}",
+            "-m",
+            "128",
+            "--single-file-segments",
+            f"--vdev={vdev}",
+            "--",
+            "-i",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.output = ""
+        self._read = 0  # how much of `output` earlier commands consumed
+        self._selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self._read_to_prompt()
+
+    def __enter__(self) -> Testpmd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def command(self, line: str) -> str:
+        """Runs one testpmd command; its output up to the next prompt."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        return self._read_to_prompt()
+
+    def _read_to_prompt(self) -> str:
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        assert self.proc.stdout is not None
+        while PROMPT not in self.output[self._read :]:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise RuntimeError(f"testpmd gave no prompt: {self.output[-2000:]}")
+            if self._selector.select(timeout=left):
+                chunk = self.proc.stdout.read()
+                if chunk:
+                    self.output += chunk.decode(errors="replace")
+        end = self.output.index(PROMPT, self._read)
+        answer = self.output[self._read : end]
+        self._read = end + len(PROMPT)
+        return answer
+
+    def port_stats(self) -> dict[str, int]:
+        """RX/TX packet counters of the pod's port."""
+        text = self.command("show port stats 0")
+        return {
+            key: int(value) for key, value in re.findall(r"(RX-packets|TX-packets|RX-missed): +(\d+)", text)
+        }
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.command("stop")
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b"quit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=COMMAND_TIMEOUT_S)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=COMMAND_TIMEOUT_S)
+        self._selector.close()
