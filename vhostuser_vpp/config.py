@@ -44,6 +44,10 @@ def _unicast_mac(value: str) -> str:
 def _absolute(value: str, what: str = "the path") -> str:
     if not value.startswith("/") or "\0" in value:
         raise ValueError(f"{what} must be an absolute path")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid UTF-8") from None
     return value
 
 
@@ -63,6 +67,8 @@ def _host_path(value: str) -> str:
     _absolute(value)
     if any(part == ".." for part in value.split("/")):
         raise ValueError("must not contain '..'")
+    if any(part == "." for part in value.split("/")):
+        raise ValueError("must not contain '.' components")
     return value.rstrip("/") or "/"
 
 
@@ -199,7 +205,8 @@ def _l2_needs_a_bridge_domain(vhost: VhostConf) -> VhostConf:
     return vhost
 
 
-_OWNER = _optional(cs.union_schema([cs.int_schema(), _STR]))
+# A uid or gid as chown(2) takes it (-1, "leave as is", is what leaving the key out means).
+_OWNER = _optional(cs.union_schema([cs.int_schema(ge=0, le=0xFFFFFFFE), _STR]))
 
 _VHOST = _section(
     VhostConf,

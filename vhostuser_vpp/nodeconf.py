@@ -1,9 +1,10 @@
-"""Node-local policy: what the plugin may execute, write and delete on this host.
+"""Node-local policy: what the plugin may execute, write and delete on this host and in VPP.
 
 The network config can come from any tenant allowed to create a Multus
 NetworkAttachmentDefinition, yet the plugin runs as root. So every host path it
 would execute (`vhost.vhost_tool`) or write and delete under (`cniDir`,
-`logFile`) must be allowed here, in a root-owned file that only the node's
+`logFile`), and every VPP object it would join or borrow from that it did not make
+for the pod, must be allowed here, in a root-owned file that only the node's
 administrator writes:
 
     /etc/cni/vhostuser-vpp.json   (VHOSTUSER_VPP_NODE_CONFIG overrides the path)
@@ -14,15 +15,24 @@ administrator writes:
       "allowed_host_route_devices": [],
       "allowed_log_dirs": ["/var/log/vhostuser-vpp"],
       "allowed_device_info_dirs": ["/var/run/k8s.cni.cncf.io/devinfo/cni",
-                                   "/run/k8s.cni.cncf.io/devinfo/cni"]
+                                   "/run/k8s.cni.cncf.io/devinfo/cni"],
+      "allowed_unnumbered_interfaces": ["loop0"],
+      "allowed_bridge_domains": []
     }
 
 A VPP API socket is only connected to, but another unix socket on the host
 should not receive our messages either, so it is allowed here too.
 The device-info path normally comes from Multus through runtimeConfig, but a
 NAD can carry a runtimeConfig of its own, so it is checked like the others.
+`allowed_unnumbered_interfaces` names the interfaces whose address L3 ports may
+borrow (`vhost.unnumbered_to`, and the loopback `vhost.create_loopback` makes for
+that name); `allowed_bridge_domains` the bridge domain IDs L2 ports may join:
+none unless the operator says so, since a domain may hold the operator's VMs.
 
-A missing file means these defaults: no tool may run at all.
+Paths are resolved, not only compared: below an allowed cniDir no component may be
+a symlink, and a cniDir may not lie inside another cniDir's pod directories (which
+pods write to). A missing file means these defaults: no tool may run at all, L3
+through loop0 only, no L2.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import json
 import os
 import stat
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
@@ -40,7 +50,8 @@ DEFAULT_PATH = "/etc/cni/vhostuser-vpp.json"
 PATH_ENV = "VHOSTUSER_VPP_NODE_CONFIG"
 DEFAULT_LOG_DIR = "/var/log/vhostuser-vpp"
 DEFAULT_DEVICE_INFO_DIRS = ("/var/run/k8s.cni.cncf.io/devinfo/cni", "/run/k8s.cni.cncf.io/devinfo/cni")
-_NAME_KEYS = ("allowed_host_route_devices",)
+_NAME_KEYS = ("allowed_host_route_devices", "allowed_unnumbered_interfaces")
+_NUMBER_KEYS = ("allowed_bridge_domains",)
 _KEYS = (
     "allowed_cni_dirs",
     "allowed_api_sockets",
@@ -48,7 +59,12 @@ _KEYS = (
     "allowed_host_route_devices",
     "allowed_log_dirs",
     "allowed_device_info_dirs",
+    "allowed_unnumbered_interfaces",
+    "allowed_bridge_domains",
 )
+# Entries a cniDir in use always holds (the lock directory, `.state`): a directory that
+# has one is a cniDir, and what lies below it is its pods' directories.
+_CNI_DIR_MARKERS = (".locks", ".state")
 
 
 class NodePolicy(NamedTuple):
@@ -58,25 +74,66 @@ class NodePolicy(NamedTuple):
     allowed_host_route_devices: tuple[str, ...] = ()
     allowed_log_dirs: tuple[str, ...] = (DEFAULT_LOG_DIR,)
     allowed_device_info_dirs: tuple[str, ...] = DEFAULT_DEVICE_INFO_DIRS
+    allowed_unnumbered_interfaces: tuple[str, ...] = ("loop0",)
+    allowed_bridge_domains: tuple[int, ...] = ()
     source: str = "built-in defaults"
 
     def check_cni_dir(self, cni_dir: str) -> None:
-        if not any(_within(cni_dir, base) for base in self.allowed_cni_dirs):
+        """Allowed, and reached from its allowed base through real directories only, none
+        of them a cniDir itself: a cniDir inside a pod's directory, or behind a symlink a
+        pod planted there, would have root write where the pod chose."""
+        bases = sorted((b for b in self.allowed_cni_dirs if _within(cni_dir, b)), key=len)
+        if not bases:
             raise CniError(
                 CniCode.INVALID_CONFIG,
                 "cniDir is not allowed on this node",
                 f"{cni_dir!r} is not under {list(self.allowed_cni_dirs)} ({self.source})",
             )
-        if os.path.lexists(cni_dir):
-            if os.path.realpath(cni_dir) != cni_dir:
-                raise CniError(CniCode.INVALID_CONFIG, "cniDir must not be or lie behind a symlink", cni_dir)
-            mode = os.stat(cni_dir).st_mode
-            if not stat.S_ISDIR(mode):
-                raise CniError(CniCode.INVALID_CONFIG, "cniDir is not a directory", cni_dir)
-            if mode & stat.S_IWOTH:
+        base = bases[0]
+        below = [part for part in cni_dir[len(base) :].split("/") if part]
+        if any(part in (".", "..") for part in below):
+            raise CniError(CniCode.INVALID_CONFIG, "cniDir must not contain '.' or '..'", repr(cni_dir))
+        path = base
+        for depth in range(len(below) + 1):
+            if depth:
+                if _is_cni_dir(path):
+                    raise CniError(
+                        CniCode.INVALID_CONFIG,
+                        "cniDir must not lie inside another cniDir's pod directories",
+                        f"{cni_dir!r} is inside {path!r}",
+                    )
+                path = os.path.join(path, below[depth - 1])
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise CniError(CniCode.INVALID_CONFIG, "cannot look at cniDir", f"{path}: {exc}") from exc
+            if stat.S_ISLNK(st.st_mode) and depth:
                 raise CniError(
-                    CniCode.INVALID_CONFIG, "cniDir is writable by others; refusing to use it", cni_dir
+                    CniCode.INVALID_CONFIG, "cniDir must not be or lie behind a symlink", f"{path} is one"
                 )
+            if depth == 0 and os.path.realpath(path) != path:
+                raise CniError(
+                    CniCode.INVALID_CONFIG, "cniDir must not be or lie behind a symlink", f"{path} is one"
+                )
+            if not stat.S_ISDIR(os.stat(path).st_mode):
+                raise CniError(CniCode.INVALID_CONFIG, "cniDir is not a directory", path)
+            if st.st_mode & stat.S_IWOTH:
+                raise CniError(
+                    CniCode.INVALID_CONFIG, "cniDir is writable by others; refusing to use it", path
+                )
+
+    def check_unnumbered_to(self, name: str) -> None:
+        self._require_listed("vhost.unnumbered_to", name, "allowed_unnumbered_interfaces")
+
+    def check_bridge_domain(self, bd_id: int) -> None:
+        if bd_id not in self.allowed_bridge_domains:
+            raise CniError(
+                CniCode.INVALID_CONFIG,
+                "vhost.bridge_domain is not allowed on this node",
+                f"{bd_id} is not in allowed_bridge_domains of {self.source}",
+            )
 
     def check_api_socket(self, path: str) -> None:
         self._require_listed("vhost.api_socket", path, "allowed_api_sockets")
@@ -117,12 +174,23 @@ class NodePolicy(NamedTuple):
 
 
 def _check_file_under(path: str, bases: tuple[str, ...], what: str, source: str) -> None:
+    """Under an allowed directory by name, and still there once symlinks are resolved (the
+    directories above a base are the operator's and may be links, like /var/run)."""
+    refused = CniError(
+        CniCode.INVALID_CONFIG,
+        f"{what} is not allowed on this node",
+        f"{path!r} is not under {list(bases)} ({source})",
+    )
     if ".." in path.split("/") or not any(_within(path, base) and path != base for base in bases):
-        raise CniError(
-            CniCode.INVALID_CONFIG,
-            f"{what} is not allowed on this node",
-            f"{path!r} is not under {list(bases)} ({source})",
-        )
+        raise refused
+    directory = os.path.realpath(os.path.dirname(path))
+    if not any(_within(directory, os.path.realpath(base)) for base in bases if _within(path, base)):
+        refused.details = f"{path!r} leads to {directory!r}, outside {list(bases)} ({source})"
+        raise refused
+
+
+def _is_cni_dir(path: str) -> bool:
+    return any(os.path.lexists(os.path.join(path, marker)) for marker in _CNI_DIR_MARKERS)
 
 
 def _within(path: str, base: str) -> bool:
@@ -153,10 +221,18 @@ def load_policy(environ: Mapping[str, str]) -> NodePolicy:
         unknown = set(doc) - set(_KEYS)
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}")
-        lists: dict[str, tuple[str, ...]] = {}
+        # Key -> tuple of str (paths, names) or int (bridge domain IDs), as NodePolicy holds them.
+        lists: dict[str, Any] = {}
         for key in _KEYS:
             value = doc.get(key)
             if value is None:
+                continue
+            if key in _NUMBER_KEYS:
+                if not isinstance(value, list) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 0xFFFFFF for v in value
+                ):
+                    raise ValueError(f"{key} must be a list of bridge domain IDs (1..16777215)")
+                lists[key] = tuple(value)
                 continue
             names_only = key in _NAME_KEYS
             if not isinstance(value, list) or not all(

@@ -31,6 +31,8 @@ CNI_BIN_DIR = os.environ.get("CNI_BIN_DIR", "/usr/lib/cni")
 STATE_TOOL = str(Path(__file__).resolve().parents[1] / "tools" / "state_vhost_tool.py")
 PLUGIN = str(Path(sys.executable).parent / "vhostuser")
 NETWORK = "vhostuser-network"
+# The bridge domains tests put L2 ports in, allowed by every test node's policy.
+TEST_BRIDGE_DOMAINS = [3, 7, 9, 10, 12, 4242]
 
 
 def new_container_id() -> str:
@@ -86,6 +88,8 @@ class Node:
                     "allowed_host_route_devices": list(host_route_devices),
                     "allowed_log_dirs": [str(self.log_dir)],
                     "allowed_device_info_dirs": [str(self.device_info_dir)],
+                    "allowed_unnumbered_interfaces": ["loop0", "loop77"],
+                    "allowed_bridge_domains": TEST_BRIDGE_DOMAINS,
                 }
             )
         )
@@ -186,14 +190,32 @@ class Node:
         }
 
     def files(self) -> set[str]:
-        """Everything under cniDir but the node-wide files (locks, get-prefix.sh)."""
+        """Everything under cniDir but the node-wide files (locks, get-prefix.sh, the state
+        directory itself; the records in it count)."""
         if not self.cni_dir.exists():
             return set()
         return {
             str(p.relative_to(self.cni_dir))
             for p in self.cni_dir.rglob("*")
-            if not str(p.relative_to(self.cni_dir)).startswith(".locks") and p.name != "get-prefix.sh"
+            if not str(p.relative_to(self.cni_dir)).startswith(".locks")
+            and p.name != "get-prefix.sh"
+            and p != self.cni_dir / ".state"
         }
+
+    def record(self, container_id: str, ifname: str = "net1") -> Path:
+        """The attachment's trusted record, in the state directory pods never see."""
+        return self.cni_dir / ".state" / container_id / f"{ifname}.json"
+
+    def forget(self, container_id: str, ifname: str = "net1") -> None:
+        """The attachment's records vanish (both the trusted one and the pod's copy)."""
+        self.record(container_id, ifname).unlink()
+        (self.cni_dir / container_id / f"{container_id[:12]}-{ifname}.json").unlink()
+
+    def attachment_files(self, container_id: str, ifname: str = "net1") -> set[str]:
+        """What `files` lists for one attachment in server mode."""
+        prefix = f"{container_id}/{container_id[:12]}-{ifname}"
+        state = f".state/{container_id}"
+        return {container_id, prefix, f"{prefix}-ip4.conf", f"{prefix}.json", state, f"{state}/{ifname}.json"}
 
     def snapshot(self) -> tuple[set[str], dict[str, Any], dict[str, str]]:
         return self.files(), self.ports(), self.reservations()

@@ -64,11 +64,6 @@ def by_container(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["container_id"]: row for row in doc["ports"]}
 
 
-def attachment_files(vpp: VppNode, cid: str, ifname: str = "net1") -> set[str]:
-    prefix = f"{cid}/{cid[:12]}-{ifname}"
-    return {cid, prefix, f"{prefix}-ip4.conf", f"{prefix}.json"}
-
-
 # -- ports -------------------------------------------------------------------------------------
 
 
@@ -111,7 +106,7 @@ def test_ports_names_every_kind_of_leftover_and_exits_1(vpp: VppNode) -> None:
     for cid in (ok, missing, orphan, stale):
         add(vpp, cid)
     vpp.probe.delete_port(index_of(vpp, missing))
-    (vpp.node.cni_dir / orphan / f"{orphan[:12]}-net1.json").unlink()
+    vpp.node.forget(orphan)
     Path(socket_of(vpp, stale)).unlink()
     manual = cli(vpp, "create", "--socket", str(vpp.node.root / "manual.sock"), "--tag", "try", cni_dir=False)
     assert manual.code == 0, manual.stderr
@@ -213,7 +208,7 @@ def test_show_of_a_port_vpp_lost_exits_1_with_its_files(vpp: VppNode) -> None:
     assert run.doc["port"]["status"] == "missing in VPP"
     assert run.doc["interface"] is None
     present = {Path(f["path"]).name: f["present"] for f in run.doc["files"]}
-    assert present[f"{cid[:12]}-net1.json"] and not present[f"{cid[:12]}-net1"]
+    assert present["net1.json"] and not present[f"{cid[:12]}-net1"]
 
 
 # -- gc ----------------------------------------------------------------------------------------
@@ -225,7 +220,7 @@ def test_gc_dry_run_changes_nothing_and_gc_leaves_only_what_pods_own(vpp: VppNod
     results = {cid: add(vpp, cid) for cid in (keep, missing, orphan)}
     missing_ip = results[missing]["ips"][0]["address"].split("/")[0]
     probe.delete_port(index_of(vpp, missing))
-    (node.cni_dir / orphan / f"{orphan[:12]}-net1.json").unlink()
+    node.forget(orphan)
     manual_socket = str(node.root / "manual.sock")
     assert cli(vpp, "create", "--socket", manual_socket, cni_dir=False).code == 0
     untagged = probe.papi.api.create_vhost_user_if_v2(
@@ -259,7 +254,7 @@ def test_gc_dry_run_changes_nothing_and_gc_leaves_only_what_pods_own(vpp: VppNod
         {f"{keep_ip}/32": keep_index},
         {keep_ip: (keep_index, results[keep]["interfaces"][0]["mac"])},
     )
-    assert node.files() == attachment_files(vpp, keep)
+    assert node.files() == vpp.node.attachment_files(keep)
     assert set(probe.ports(str(node.root))) >= {manual_socket, str(node.root / "untagged.sock")}
     assert probe.interface(untagged) is not None
 
@@ -283,7 +278,7 @@ def test_gc_removes_a_dead_pods_route_from_the_index_another_pod_now_has(vpp: Vp
     run = cli(vpp, "gc", "-o", "json")
     assert run.code == 0, run.stdout
     assert {(a["action"], a["target"]) for a in run.doc["actions"]} == {
-        ("remove stale record", str(node.cni_dir / dead / f"{dead[:12]}-net1.json")),
+        ("remove stale record", str(node.record(dead))),
         ("delete stale route", "10.56.217.131/32"),
     }
     assert probe.state(str(node.cni_dir)) == (
@@ -291,7 +286,7 @@ def test_gc_removes_a_dead_pods_route_from_the_index_another_pod_now_has(vpp: Vp
         {"10.56.217.132/32": index},
         {"10.56.217.132": (index, result["interfaces"][0]["mac"])},
     )
-    assert node.files() == attachment_files(vpp, alive)
+    assert node.files() == vpp.node.attachment_files(alive)
 
 
 def test_gc_removes_the_plugins_bridge_domain_its_orphans_leave_empty(vpp: VppNode) -> None:
@@ -299,7 +294,7 @@ def test_gc_removes_the_plugins_bridge_domain_its_orphans_leave_empty(vpp: VppNo
     pods = [new_container_id(), new_container_id()]
     for cid in pods:
         add(vpp, cid, mode="l2", bridge_domain=4242)
-        (node.cni_dir / cid / f"{cid[:12]}-net1.json").unlink()
+        node.forget(cid)
     probe.papi.api.bridge_domain_add_del_v2(bd_id=77, bd_tag="operators", is_add=True, flood=True)
 
     run = cli(vpp, "gc", "-o", "json")
@@ -324,7 +319,7 @@ def test_gc_takes_the_containers_lock_before_removing_its_files(vpp: VppNode) ->
     assert busy.code == 1
     [action] = [a for a in busy.doc["actions"] if a["action"] == "remove stale record"]
     assert action["result"].startswith("failed") and "held" in action["result"]
-    assert {f"{cid}/{cid[:12]}-net1.json", f"{cid}/{cid[:12]}-net1-ip4.conf"} <= node.files()
+    assert {f".state/{cid}/net1.json", f"{cid}/{cid[:12]}-net1-ip4.conf"} <= node.files()
     assert cli(vpp, "gc", "--force").code == 0
     assert node.files() == set()
 
@@ -335,19 +330,20 @@ def test_gc_network_touches_only_that_networks_records(vpp: VppNode) -> None:
     add(vpp, mine)
     other = node.vpp_config()
     other["name"] = "other-network"
+    other["ipam"]["rangeStart"] = "10.56.217.170"
     node.run("ADD", other, theirs).assert_ok()
     add(vpp, orphan)
     for cid in (mine, theirs):
         vpp.probe.delete_port(index_of(vpp, cid))
-    (node.cni_dir / orphan / f"{orphan[:12]}-net1.json").unlink()
+    node.forget(orphan)
 
     run = cli(vpp, "gc", "--force", "--network", "other-network", "-o", "json")
     assert run.code == 0, run.stdout
     assert [a["target"] for a in run.doc["actions"] if a["action"] == "remove stale record"] == [
-        str(node.cni_dir / theirs / f"{theirs[:12]}-net1.json")
+        str(node.record(theirs))
     ]
     assert any("--network" in note for note in run.doc["notes"])
-    assert (node.cni_dir / mine / f"{mine[:12]}-net1.json").exists()
+    assert node.record(mine).exists()
     assert socket_of(vpp, orphan) in vpp.probe.ports(str(node.cni_dir))
     assert cli(vpp, "gc", "--force").code == 0
 
@@ -394,6 +390,16 @@ def test_doctor_names_each_failing_check(vpp: VppNode) -> None:
     failed = {c["check"]: c["fix"] for c in run.doc["checks"] if not c["ok"]}
     assert set(failed) == {"interface loop0", "bridge domain 9", "cniDir", "hugepages"}
     assert all(failed.values()), "every failure says how to fix it"
+
+
+def test_doctor_names_a_gateway_loopback_left_without_its_address(vpp: VppNode) -> None:
+    api = vpp.probe.papi.api
+    index = int(api.create_loopback(mac_address="00:00:00:00:00:00").sw_if_index)
+    api.sw_interface_tag_add_del(is_add=True, sw_if_index=index, tag="cni-gw:loop77")
+    run = cli(vpp, "doctor", "--host-root", host_root(vpp, 512))
+    line = run.line_with("gateway loopbacks")
+    assert line.startswith("FAIL") and vpp.probe.interface(index).interface_name in line
+    api.delete_loopback(sw_if_index=index)
 
 
 def test_doctor_names_messages_vpp_lacks(vpp: VppNode) -> None:

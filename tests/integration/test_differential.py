@@ -269,6 +269,24 @@ def address_already_on_another_interface(v: Script) -> None:
     dump_all(v)
 
 
+@scenario
+def addresses_dumped_and_a_loopback_deleted(v: Script) -> None:
+    loop = loopback(v)
+    v("sw_interface_add_del_address", sw_if_index=loop, is_add=True, del_all=False, prefix="10.57.0.1/16")
+    v("sw_interface_add_del_address", sw_if_index=loop, is_add=True, del_all=False, prefix="fd00::1/64")
+    for is_ipv6 in (False, True):
+        v("ip_address_dump", sw_if_index=loop, is_ipv6=is_ipv6)
+    v("ip_address_dump", sw_if_index=77, is_ipv6=False)
+    port = v.port("sock")
+    v("ip_address_dump", sw_if_index=port, is_ipv6=False)
+    v("delete_loopback", sw_if_index=port)
+    v("delete_loopback", sw_if_index=77)
+    v("delete_loopback", sw_if_index=loop)
+    v("delete_loopback", sw_if_index=loop)
+    v("create_loopback", mac_address="00:00:00:00:00:00")
+    dump_all(v)
+
+
 # -- L3 wiring -------------------------------------------------------------------------------------
 
 

@@ -153,7 +153,6 @@ def test_del_reports_a_failing_tool_and_keeps_the_record_for_a_retry(node: Node)
     node.run("ADD", config, cid).assert_ok()
     node.run("DEL", config, cid, extra_env={"VHOST_TOOL_FAIL": "delete"}).assert_error(999)
     assert node.reservations() == {}
-    record = node.cni_dir / cid / f"{cid[:12]}-net1.json"
-    assert json.loads(record.read_text())["vhostname"] == "VirtualEthernet0/0/0"
+    assert json.loads(node.record(cid).read_text())["vhostname"] == "VirtualEthernet0/0/0"
     node.run("DEL", config, cid).assert_ok()
     _assert_untouched(node)

@@ -64,7 +64,7 @@ def test_files_follow_the_original_layout(node: Node) -> None:
     [(vpp_name, port)] = node.ports().items()
     prefix = f"{cid[:12]}-net1"
 
-    assert node.files() == {cid, f"{cid}/{prefix}", f"{cid}/{prefix}-ip4.conf", f"{cid}/{prefix}.json"}
+    assert node.files() == node.attachment_files(cid)
     assert (node.cni_dir / cid / f"{prefix}-ip4.conf").read_text() == (
         "{\n"
         '        "ipAddr": "10.56.217.131/32",\n'
@@ -121,7 +121,7 @@ def test_two_interfaces_in_one_pod_are_deleted_one_at_a_time(node: Node) -> None
 
     node.run("DEL", config, cid, ifname="net1").assert_ok()
     prefix10 = f"{cid[:12]}-net10"
-    assert node.files() == {cid, f"{cid}/{prefix10}", f"{cid}/{prefix10}-ip4.conf", f"{cid}/{prefix10}.json"}
+    assert node.files() == node.attachment_files(cid, "net10")
     [port] = node.ports().values()
     assert port["socket"].endswith(prefix10)
     node.run("CHECK", {**config, "prevResult": second}, cid, ifname="net10").assert_ok()
@@ -160,7 +160,7 @@ def test_del_succeeds_when_the_port_or_record_is_already_gone(node: Node) -> Non
     state = json.loads(node.state_file.read_text())
     state["ports"] = {k: v for k, v in state["ports"].items() if lost_port not in v["socket"]}
     node.state_file.write_text(json.dumps(state))
-    (node.cni_dir / lost_record / f"{lost_record[:12]}-net1.json").unlink()
+    node.forget(lost_record)
 
     node.run("DEL", config, lost_port).assert_ok()
     node.run("DEL", config, lost_record).assert_ok()

@@ -310,8 +310,7 @@ def test_podman_runs_and_removes_a_container_with_a_vhostuser_network(podman: Po
 
         socket_path = f"{cni_dir}/{cid}/{cid[:12]}-{ifname}"
         assert len(socket_path) <= 107
-        prefix = f"{cid}/{cid[:12]}-{ifname}"
-        assert node.files() == {cid, prefix, f"{prefix}-ip4.conf", f"{prefix}.json"}
+        assert node.files() == node.attachment_files(cid, ifname)
 
         [(path, port)] = probe.ports(cni_dir).items()
         assert path == socket_path and port.is_server

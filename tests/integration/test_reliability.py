@@ -104,7 +104,7 @@ def test_del_with_vpp_down_keeps_the_record_and_a_retry_finishes(vpp: VppNode) -
     vpp.crash()
     node.run("DEL", config, cid).assert_error(11)
     assert node.reservations() == {}, "IPAM is released even when VPP is down"
-    record = json.loads((node.cni_dir / cid / f"{cid[:12]}-net1.json").read_text())
+    record = json.loads(node.record(cid).read_text())
     assert record["phase"] == "ready"
     vpp.recover()
     node.run("DEL", config, cid).assert_ok()

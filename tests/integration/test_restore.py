@@ -89,7 +89,7 @@ def test_gc_after_a_vpp_restart_keeps_the_records_restore_needs(vpp: VppNode) ->
     doc = json.loads(gc.stdout)
     assert doc["actions"] == []
     assert any("vhostuser-vpp restore" in note for note in doc["notes"])
-    assert (node.cni_dir / cid / f"{cid[:12]}-net1.json").exists()
+    assert node.record(cid).exists()
     assert _restore(vpp).returncode == 0
     node.run("DEL", node.vpp_config(), cid).assert_ok()
 

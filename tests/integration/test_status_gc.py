@@ -52,7 +52,7 @@ def test_gc_cleans_up_an_add_that_died_halfway(node: Node) -> None:
     config = node.config("1.1.0")
     cid = new_container_id()
     node.run("ADD", config, cid).assert_ok()
-    record_path = node.cni_dir / cid / f"{cid[:12]}-net1.json"
+    record_path = node.record(cid)
     record = json.loads(record_path.read_text())
     record["phase"] = "pending"
     record_path.write_text(json.dumps(record))

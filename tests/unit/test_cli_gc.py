@@ -4,7 +4,6 @@ only reports."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from tests.unit.test_cli_view import CID_A, CID_B, CNI_DIR, local, port, socket_of
 from vhostuser_vpp.cli import gc, vppview
@@ -147,13 +146,6 @@ def test_a_stale_record_whose_port_exists_is_left_to_the_runtime() -> None:
     plan = gc.make_plan(snap, None, force=True)
     assert plan.actions == []
     assert "left to the runtime's DEL" in plan.notes[0]
-
-
-def test_a_record_named_for_another_interface_is_only_reported() -> None:
-    odd = replace(local(CID_A), named_as_expected=False)
-    plan = gc.make_plan(snapshot([odd], []), None, force=True)
-    assert plan.actions == []
-    assert "by hand" in plan.notes[0]
 
 
 def test_only_our_bridge_domains_left_empty_by_orphans_go() -> None:

@@ -52,7 +52,6 @@ def local(cid: str, ifname: str = "net1", **record: Any) -> LocalRecord:
         socket_path=str(fields["socket_path"]) or socket_of(cid, ifname),
         socket_present=True,
         ip4_conf_present=True,
-        named_as_expected=True,
     )
 
 
@@ -223,7 +222,7 @@ def test_records_on_disk_are_loaded_with_their_files(tmp_path: Path) -> None:
     [found] = vppview.load_records(str(tmp_path))
     assert found.socket_path == str(directory / f"{CID_A[:12]}-net1")
     assert not found.socket_present and not found.ip4_conf_present
-    assert found.named_as_expected and found.owner_tag == f"cni:{CID_A[:12]}:net1"
+    assert found.owner_tag == f"cni:{CID_A[:12]}:net1"
 
 
 # -- show's choice -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 
 from tests.samples import readme_sample
 from vhostuser_vpp.cni.errors import CniError
-from vhostuser_vpp.cni.invoke import DelegatedPlugin, find_plugin
+from vhostuser_vpp.cni.invoke import DELEGATED_ENV, DelegatedPlugin, find_plugin
 from vhostuser_vpp.cni.results import Interface, IPConfig, Result
 
 CID = "4d578250ad8d760c0722be78badb4b4b6d57fed8f95dea23aaa0065aa8657b29"
@@ -131,7 +131,7 @@ def test_add_passes_config_and_environment(tmp_path: Path) -> None:
     (call,) = fake.calls()
     assert call["command"] == "ADD"
     assert json.loads(call["stdin"]) == config
-    assert child_env(call) == environ(fake)
+    assert child_env(call) == {**environ(fake), DELEGATED_ENV: "1"}
     assert plugin.path == str(fake.path)
 
 
@@ -152,7 +152,7 @@ def test_cni_command_is_overridden_and_the_rest_passed_through(tmp_path: Path) -
     calls = fake.calls()
     assert [call["command"] for call in calls] == ["DEL", "STATUS"]
     for call, command in zip(calls, ["DEL", "STATUS"], strict=True):
-        assert child_env(call) == dict(environ(fake), CNI_COMMAND=command)
+        assert child_env(call) == {**environ(fake), "CNI_COMMAND": command, DELEGATED_ENV: "1"}
 
 
 def test_del_overrides_reach_the_child(tmp_path: Path) -> None:
@@ -368,6 +368,29 @@ def test_hanging_plugin_is_code_11(tmp_path: Path) -> None:
     assert info.value.code == 11
     assert "timed out" in info.value.msg
     assert "0.5s" in info.value.details
+
+
+def test_a_hanging_plugin_is_killed_with_the_children_it_started(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "helper.pid"
+    hanging = bin_dir / "host-local"
+    hanging.write_text(f"#!/bin/sh\nsleep 600 &\necho $! > {pid_file}\nwait\n")
+    hanging.chmod(0o755)
+    plugin = DelegatedPlugin("host-local", netconf(), {}, (str(bin_dir),), timeout_s=0.5)
+    with pytest.raises(CniError) as info:
+        plugin.add()
+    assert info.value.code == 11
+    assert not is_running(int(pid_file.read_text()))
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (nothing may reap an orphan where PID 1 is not an init)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def test_plugin_that_cannot_be_executed_is_code_5(tmp_path: Path) -> None:

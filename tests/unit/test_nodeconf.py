@@ -111,6 +111,13 @@ def test_private_file_modes_are_fine(base: Path, mode: int) -> None:
         ({"allowed_device_info_dirs": [""]}, "allowed_device_info_dirs must be a list of absolute paths"),
         ({"allowed_cni_dirs": "/var/lib/cni"}, "allowed_cni_dirs must be a list"),
         ({"allowed_cni_dirs": [1]}, "allowed_cni_dirs must be a list"),
+        ({"allowed_bridge_domains": ["10"]}, "allowed_bridge_domains must be a list of bridge domain IDs"),
+        ({"allowed_bridge_domains": [0]}, "allowed_bridge_domains must be a list of bridge domain IDs"),
+        ({"allowed_bridge_domains": [True]}, "allowed_bridge_domains must be a list of bridge domain IDs"),
+        (
+            {"allowed_unnumbered_interfaces": ["/loop0"]},
+            "allowed_unnumbered_interfaces must be a list of names",
+        ),
         ([], "not a JSON object"),
         ("{", ""),
         ("", ""),
@@ -194,6 +201,65 @@ def test_cni_dir_behind_a_symlink_is_code_7(base: Path) -> None:
         policy.check_cni_dir(str(link / "vhostuser"))
     assert code_of(info) == 7
     assert "symlink" in info.value.msg
+
+
+def test_a_symlink_anywhere_below_the_allowed_dir_is_code_7(base: Path) -> None:
+    allowed = base / "cni"
+    allowed.mkdir(mode=0o755)
+    (base / "victim").mkdir(mode=0o755)
+    (allowed / "link").symlink_to(base / "victim")
+    policy = NodePolicy(allowed_cni_dirs=(str(allowed),))
+    for cni_dir in (allowed / "link" / "not-yet", allowed / "link" / "a" / "b"):
+        with pytest.raises(CniError) as info:
+            policy.check_cni_dir(str(cni_dir))
+        assert "symlink" in info.value.msg and str(allowed / "link") in info.value.details
+
+
+def test_a_cni_dir_inside_another_cni_dirs_pod_directories_is_code_7(base: Path) -> None:
+    allowed = base / "cni"
+    (allowed / "tenant-a" / ".locks").mkdir(parents=True, mode=0o755)
+    (allowed / "tenant-a" / "pod1").mkdir(mode=0o755)
+    (allowed / "tenant-b").mkdir(mode=0o755)
+    policy = NodePolicy(allowed_cni_dirs=(str(allowed),))
+    policy.check_cni_dir(str(allowed / "tenant-a"))
+    policy.check_cni_dir(str(allowed / "tenant-b" / "new"))
+    for inside in (
+        allowed / "tenant-a" / "pod1",
+        allowed / "tenant-a" / "pod1" / "x",
+        allowed / "tenant-a" / "new",
+    ):
+        with pytest.raises(CniError) as info:
+            policy.check_cni_dir(str(inside))
+        assert info.value.msg == "cniDir must not lie inside another cniDir's pod directories"
+    with pytest.raises(CniError):
+        policy.check_cni_dir(f"{allowed}/tenant-b/./x")
+
+
+def test_vpp_objects_allowed_by_default_and_by_the_file(base: Path) -> None:
+    default = NodePolicy()
+    default.check_unnumbered_to("loop0")
+    with pytest.raises(CniError) as info:
+        default.check_unnumbered_to("uplink")
+    assert code_of(info) == 7
+    with pytest.raises(CniError) as info:
+        default.check_bridge_domain(10)
+    assert code_of(info) == 7
+    doc = {"allowed_bridge_domains": [10, 20], "allowed_unnumbered_interfaces": ["loop5"]}
+    policy = load_policy(write_policy(base / "p.json", doc))
+    policy.check_bridge_domain(20)
+    policy.check_unnumbered_to("loop5")
+    with pytest.raises(CniError):
+        policy.check_unnumbered_to("loop0")
+
+
+def test_a_log_file_through_a_symlink_out_of_the_allowed_dir_is_code_7(base: Path) -> None:
+    logs = base / "log"
+    logs.mkdir()
+    (base / "elsewhere").mkdir()
+    (logs / "sub").symlink_to(base / "elsewhere")
+    with pytest.raises(CniError) as info:
+        NodePolicy(allowed_log_dirs=(str(logs),)).check_log_file(str(logs / "sub" / "plugin.log"))
+    assert "leads to" in info.value.details
 
 
 def test_dangling_symlink_as_cni_dir_is_code_7(base: Path) -> None:

@@ -107,6 +107,7 @@ def test_record_renders_every_key_in_order() -> None:
         phase=PHASE_PENDING,
         container_id=CID,
         network="vhostuser-network",
+        network_id='{"ipam": {"type": "host-local"}, "name": "vhostuser-network"}',
         backend="vpp",
         socket_path=f"/var/lib/cni/vhostuser/{CID}/4d578250ad8d-net1",
         socket_mode="server",
@@ -124,6 +125,7 @@ def test_record_renders_every_key_in_order() -> None:
         "phase",
         "containerID",
         "network",
+        "networkID",
         "backend",
         "socketPath",
         "socketMode",
@@ -197,19 +199,60 @@ def test_corrupt_record_is_a_store_error(tmp_path: Path, data: bytes) -> None:
         assert fd is not None
         (Path(att.container_dir) / att.record_name).write_bytes(data)
         with pytest.raises(StoreError) as info:
-            att.read_record(fd)
+            att.read_record()
     assert info.value.msg == "the port record is corrupt"
     assert att.record_name in info.value.details
 
 
-def test_record_round_trip_through_the_container_dir(tmp_path: Path) -> None:
+def test_the_record_is_read_from_state_only_root_writes(tmp_path: Path) -> None:
     att = Attachment(str(tmp_path), CID, "net1")
     with att.open_dir(create=True) as fd:
         assert fd is not None
-        assert att.read_record(fd) is None
+        assert att.read_record() is None
         att.write_record(fd, readme_record())
-        assert att.read_record(fd) == readme_record()
+        assert att.read_record() == readme_record()
     assert mode_of(Path(att.container_dir) / att.record_name) == 0o600
+    assert att.state_path == f"{tmp_path}/.state/{CID}/net1.json"
+    assert mode_of(Path(att.state_path)) == 0o600
+    assert mode_of(tmp_path / ".state") == mode_of(Path(att.state_dir)) == 0o700
+    # What the pod writes into its copy changes nothing.
+    (Path(att.container_dir) / att.record_name).write_text('{"vhostname": "uplink0", "tag": ""}')
+    assert att.read_record() == readme_record()
+
+
+def test_a_record_only_in_the_pod_directory_is_taken_over_as_far_as_it_cannot_mislead(
+    tmp_path: Path,
+) -> None:
+    container = tmp_path / CID
+    container.mkdir()
+    forged = {
+        "vhostname": "VirtualEthernet0/0/0",
+        "ifname": "net7",
+        "backend": "vpp",
+        "tag": "",
+        "socketPath": "/etc/passwd",
+        "hostRoute": "eth0",
+        "socketAccess": {"mode": "0666", "uid": 0, "gid": 0},
+        "networkID": "someone else's",
+        "ipAddr": "10.56.217.131",
+        "port": {"sw_if_index": 1, "mode": "l3"},
+    }
+    (container / "4d578250ad8d-net1.json").write_text(json.dumps(forged))
+    att = Attachment(str(tmp_path), CID, "net1")
+    record = att.read_record()
+    assert record is not None and not record.confirmed
+    assert (record.ifname, record.tag, record.socket_path) == (
+        "net1",
+        f"cni:{CID[:12]}:net1",
+        att.socket_path,
+    )
+    assert (record.host_route, dict(record.socket_access), record.network_id) == ("", {}, "")
+    assert dict(record.port) == {"mode": "l3"}
+    assert (record.vhostname, record.ip_addr) == ("VirtualEthernet0/0/0", "10.56.217.131")
+    # Moved into .state once: the pod's later edits are not read.
+    assert Path(att.state_path).is_file()
+    (container / "4d578250ad8d-net1.json").write_text(json.dumps({**forged, "ipAddr": "10.0.0.1"}))
+    assert att.read_record() == record
 
 
 def test_original_plugin_files_are_read(tmp_path: Path) -> None:
@@ -217,9 +260,11 @@ def test_original_plugin_files_are_read(tmp_path: Path) -> None:
     container.mkdir()
     (container / "4d578250ad8d-net1.json").write_text(README_RECORD)
     att = Attachment(str(tmp_path), CID, "net1")
-    with att.open_dir(create=False) as fd:
-        assert fd is not None
-        assert att.read_record(fd) == readme_record()
+    record = att.read_record()
+    assert record is not None
+    assert (
+        record._replace(vhost_tool=TOOL, schema=1, tag="", socket_path="", container_id="") == readme_record()
+    )
 
 
 # --- attachment names and files ----------------------------------------------------------------
@@ -417,7 +462,7 @@ def test_read_record_refuses_a_symlinked_record(tmp_path: Path) -> None:
         assert fd is not None
         (Path(att.container_dir) / att.record_name).symlink_to(secret)
         with pytest.raises(StoreError) as info:
-            att.read_record(fd)
+            att.read_record()
     assert info.value.msg == "cannot read the port record"
 
 
@@ -622,31 +667,33 @@ def test_release_is_idempotent(tmp_path: Path) -> None:
 
 def test_iter_records_skips_what_it_must(tmp_path: Path) -> None:
     good = PortRecord(ifname="net1", container_id=CID).render()
+    state = tmp_path / ".state"
+    (state / CID).mkdir(parents=True)
+    (state / CID / "net1.json").write_bytes(good)
+    (state / CID / "net2.json").write_text("{corrupt")
+    (state / CID / ".net4.json.12345678.tmp").write_bytes(good)
+    (state / CID / "link.json").symlink_to(state / CID / "net1.json")
+    (state / "aaaa-symlinked").symlink_to(state / CID)
     (tmp_path / CID).mkdir()
-    (tmp_path / CID / "4d578250ad8d-net1.json").write_bytes(good)
+    (tmp_path / CID / "4d578250ad8d-net1.json").write_text('{"ipAddr": "10.9.9.9"}')
     (tmp_path / CID / "4d578250ad8d-net1-ip4.conf").write_text("{}")
-    (tmp_path / CID / "4d578250ad8d-net1").write_text("")
-    (tmp_path / CID / "4d578250ad8d-net2.json").write_text("{corrupt")
     (tmp_path / CID / "4d578250ad8d-net3.json").write_text('{"ifname": 3}')
-    (tmp_path / CID / ".4d578250ad8d-net4.json.1234.tmp").write_bytes(good)
+    (tmp_path / CID / "ffffffffffff-net5.json").write_bytes(good)
     (tmp_path / CID / ".hidden.json").write_bytes(good)
-    (tmp_path / CID / "link.json").symlink_to(tmp_path / CID / "4d578250ad8d-net1.json")
-    (tmp_path / CID / "dir.json").mkdir()
     (tmp_path / CID2).mkdir()
     (tmp_path / CID2 / "65bc360690b6-net1.json").write_text(README_RECORD)
     (tmp_path / ".locks").mkdir()
     (tmp_path / ".locks" / "x.json").write_bytes(good)
-    (tmp_path / "aaaa-symlinked").symlink_to(tmp_path / CID2)
     (tmp_path / "get-prefix.sh").write_text("#!/bin/sh\n")
     (tmp_path / "top.json").write_bytes(good)
 
     found = list(iter_records(str(tmp_path)))
-    assert [(f.container_id, f.file_name) for f in found] == [
-        (CID, "4d578250ad8d-net1.json"),
-        (CID2, "65bc360690b6-net1.json"),
+    assert [(f.container_id, f.ifname, f.record.confirmed) for f in found] == [
+        (CID, "net1", True),
+        (CID2, "net1", False),
     ]
-    assert found[0].record == PortRecord(ifname="net1", container_id=CID)
-    assert found[1].record == readme_record()
+    assert found[0].record == PortRecord(ifname="net1", container_id=CID), "the pod's copy is not read"
+    assert found[1].record.vhostname == readme_record().vhostname
 
 
 def test_iter_records_of_a_missing_dir_is_empty(tmp_path: Path) -> None:

@@ -60,13 +60,16 @@ class Wiring(NamedTuple):
 
 
 class PortRef(NamedTuple):
-    """What DEL and CHECK know about a port: whatever the record kept."""
+    """What DEL and CHECK know about a port: whatever the record kept. `wiring_confirmed` is
+    false for a record taken over from a pod's directory: its address is then the pod's
+    word, and DEL unwires what VPP has on the port instead."""
 
     name: str
     socket_path: str
     tag: str
     wiring: Wiring | None = None
     handle: Mapping[str, Any] = NO_HANDLE
+    wiring_confirmed: bool = True
 
 
 class PortState(NamedTuple):

@@ -42,6 +42,7 @@ PATH_NH_PROTO_IP4 = 0
 ERR_INVALID_SW_IF_INDEX = -2
 ERR_NO_SUCH_ENTRY = -6
 ERR_IF_ALREADY_EXISTS = -79
+ERR_ADDRESS_IN_USE = -105
 ERR_BD_ALREADY_EXISTS = -119
 ERR_BD_IN_USE = -120
 VHOST_NAME_PREFIX = "VirtualEthernet"
@@ -65,6 +66,7 @@ MESSAGES_BY_MODE = {
         "ip_route_add_del",
         "ip_route_lookup",
         "ip_unnumbered_dump",
+        "ip_address_dump",
         "ip_neighbor_add_del",
         "ip_neighbor_dump",
     ),
@@ -73,7 +75,12 @@ MESSAGES_BY_MODE = {
 }
 CREATE_VARIANTS = ("create_vhost_user_if_v2", "create_vhost_user_if")
 # What making the gateway loopback takes (l3 with vhost.create_loopback).
-LOOPBACK_MESSAGES = ("create_loopback", "sw_interface_add_del_address", "sw_interface_tag_add_del")
+LOOPBACK_MESSAGES = (
+    "create_loopback",
+    "delete_loopback",
+    "sw_interface_add_del_address",
+    "sw_interface_tag_add_del",
+)
 # The api_json modules defining what a run of each mode may send (the lists above, their
 # variants, the gateway loopback's messages, show_version for error messages): the plugin
 # loads only these. memclnt (connect, control_ping) is always loaded.
@@ -109,6 +116,25 @@ class VppOptions(NamedTuple):
             "disable_indirect_desc",
         )
         return {key: getattr(self, key) for key in keys}
+
+
+class GatewayInterface(NamedTuple):
+    """The interface found for `unnumbered_to`: ours when it carries our gateway tag."""
+
+    sw_if_index: int
+    name: str
+    ours: bool
+    has_address: bool
+
+    def lender(self) -> int:
+        """Its index, if it has an address to lend; an operator's interface without one is
+        the operator's to fix, never taken over."""
+        if not self.has_address:
+            raise BackendMisconfigured(
+                f"VPP interface {self.name} (vhost.unnumbered_to) has no IPv4 address to lend the pods",
+                "give it the pods' gateway address",
+            )
+        return self.sw_if_index
 
 
 class VppBackend:
@@ -224,6 +250,7 @@ class VppBackend:
                     is_add=True,
                 )
                 undo.append(lambda: self._set_unnumbered(loop_index, index, False))
+                self._refuse_a_taken_address(wiring.pod_ip, index)
                 self.client.call(
                     "ip_route_add_del", is_add=True, is_multipath=False, route=pod_route(wiring, index)
                 )
@@ -239,11 +266,23 @@ class VppBackend:
             "create_loopback": self.options.create_loopback,
         }
 
+    def _refuse_a_taken_address(self, pod_ip: str, index: int) -> None:
+        """A /32 that leads to another live interface is someone else's pod or the operator's
+        (two networks' IPAM ranges overlap): VPP's non-multipath add would silently take it."""
+        via = _route_paths(self.client, pod_ip) or []
+        for other in (i for i in via if i != index):
+            holder = self._interface(other)
+            if holder is not None:
+                raise BackendMisconfigured(
+                    f"{pod_ip}/32 already leads to {holder.interface_name} (sw_if_index {other})",
+                    "another attachment or the operator routes this address; do IPAM ranges overlap?",
+                )
+
     def _unnumbered_source(self, wiring: Wiring) -> int:
         name = self.options.unnumbered_to
         found = self._gateway_interface(name)
-        if found is not None:
-            return found
+        if found is not None and (found.has_address or not found.ours):
+            return found.lender()
         if not self.options.create_loopback or not wiring.gateway_cidr:
             raise BackendMisconfigured(
                 f"VPP has no interface {name!r} to lend the pods' gateway address (vhost.unnumbered_to)",
@@ -252,23 +291,50 @@ class VppBackend:
         # Pods start in parallel: one plugin makes the loopback, the others find it.
         with _file_lock(self.options.setup_lock):
             found = self._gateway_interface(name)
-            return found if found is not None else self._create_loopback(name, wiring.gateway_cidr)
+            if found is not None and (found.has_address or not found.ours):
+                return found.lender()
+            if found is not None:
+                # Ours but half made (a plugin killed while making it): made again.
+                log.warning("deleting loopback sw_if_index %d, which has no address", found.sw_if_index)
+                self.client.call("delete_loopback", sw_if_index=found.sw_if_index)
+            return self._create_loopback(name, wiring.gateway_cidr)
 
-    def _gateway_interface(self, name: str) -> int | None:
+    def _gateway_interface(self, name: str) -> GatewayInterface | None:
         """By name; else a loopback we made for that name (VPP names it loopN, N its choice)."""
+        tag = _gateway_tag(name)
         found = self._interface_named(name)
         if found is None:
-            tag = _gateway_tag(name)
             found = next((d for d in self._interfaces_named_like("loop") if d.tag == tag), None)
-        return int(found.sw_if_index) if found is not None else None
+        if found is None:
+            return None
+        index = int(found.sw_if_index)
+        has_address = bool(self.client.dump("ip_address_dump", sw_if_index=index, is_ipv6=False))
+        return GatewayInterface(index, found.interface_name, found.tag == tag, has_address)
 
     def _create_loopback(self, name: str, gateway_cidr: str) -> int:
+        """Whole or not at all: tagged first, so that even a plugin killed halfway leaves a
+        loopback the next ADD knows as ours (and remakes), never an anonymous one."""
         index = int(self.client.call("create_loopback", mac_address="00:00:00:00:00:00").sw_if_index)
-        self.client.call(
-            "sw_interface_add_del_address", sw_if_index=index, is_add=True, del_all=False, prefix=gateway_cidr
-        )
-        self.client.call("sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=_gateway_tag(name))
-        self.client.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP)
+        try:
+            self.client.call(
+                "sw_interface_tag_add_del", is_add=True, sw_if_index=index, tag=_gateway_tag(name)
+            )
+            self.client.call(
+                "sw_interface_add_del_address",
+                sw_if_index=index,
+                is_add=True,
+                del_all=False,
+                prefix=gateway_cidr,
+            )
+            self.client.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP)
+        except VppError as err:
+            self._ignore_errors(lambda: self.client.call("delete_loopback", sw_if_index=index))
+            if isinstance(err, VppApiError) and err.retval == ERR_ADDRESS_IN_USE:
+                raise BackendMisconfigured(
+                    f"the gateway address {gateway_cidr} overlaps an address of another VPP interface",
+                    f"{err}; give {name} the gateway address by hand, or use another unnumbered_to",
+                ) from err
+            raise
         log.info("created loopback (sw_if_index %d) with gateway %s", index, gateway_cidr)
         return index
 
@@ -276,7 +342,9 @@ class VppBackend:
         bd_id = self.options.bridge_domain
         if bd_id is None:
             raise BackendMisconfigured("vhost.mode l2 needs vhost.bridge_domain")
-        with _mapped(f"adding the port to bridge domain {bd_id}"):
+        # Under the node lock: a DEL that empties and deletes the domain between this dump and
+        # the join would have VPP make it anew, untagged, and nobody would ever remove it.
+        with _mapped(f"adding the port to bridge domain {bd_id}"), _file_lock(self.options.setup_lock):
             if not self.client.dump("bridge_domain_dump", bd_id=bd_id, sw_if_index=ANY_INDEX):
                 self._add_bridge_domain(bd_id)
             try:
@@ -321,25 +389,37 @@ class VppBackend:
             mode, bd_id = self._wiring_of(ref)
             if index is not None:
                 self._tolerate(ERR_INVALID_SW_IF_INDEX, "sw_interface_set_flags", sw_if_index=index, flags=0)
-            if mode == "l3" and ref.wiring is not None:
-                self._unwire_l3(ref, ref.wiring, index)
-            if mode == "l2" and index is not None and bd_id is not None:
-                self._tolerate(
-                    ERR_INVALID_SW_IF_INDEX,
-                    "sw_interface_set_l2_bridge",
-                    rx_sw_if_index=index,
-                    bd_id=bd_id,
-                    port_type=0,
-                    shg=0,
-                    enable=False,
-                )
-            if index is not None:
-                self._tolerate(ERR_INVALID_SW_IF_INDEX, "delete_vhost_user_if", sw_if_index=index)
-                log.info("deleted %s (sw_if_index %d)", found.interface_name if found else "", index)
-            else:
-                log.info("no VPP interface for %s; nothing to delete", ref.socket_path)
-            if mode == "l2" and bd_id is not None:
-                self._delete_bridge_domain_if_empty(bd_id)
+            wiring = ref.wiring if ref.wiring_confirmed or index is None else self._wiring_on(index)
+            if mode == "l3" and wiring is not None:
+                self._unwire_l3(ref, wiring, index)
+            with contextlib.ExitStack() as node_lock:
+                if mode == "l2" and bd_id is not None:
+                    node_lock.enter_context(_file_lock(self.options.setup_lock))
+                if mode == "l2" and index is not None and bd_id is not None:
+                    self._tolerate(
+                        ERR_INVALID_SW_IF_INDEX,
+                        "sw_interface_set_l2_bridge",
+                        rx_sw_if_index=index,
+                        bd_id=bd_id,
+                        port_type=0,
+                        shg=0,
+                        enable=False,
+                    )
+                if index is not None:
+                    self._tolerate(ERR_INVALID_SW_IF_INDEX, "delete_vhost_user_if", sw_if_index=index)
+                    log.info("deleted %s (sw_if_index %d)", found.interface_name if found else "", index)
+                else:
+                    log.info("no VPP interface for %s; nothing to delete", ref.socket_path)
+                if mode == "l2" and bd_id is not None:
+                    self._delete_bridge_domain_if_empty(bd_id)
+
+    def _wiring_on(self, index: int) -> Wiring | None:
+        """The pod's address as VPP has it: the static neighbour on the port ADD made."""
+        neighbours = self.client.dump("ip_neighbor_dump", sw_if_index=index, af=0)
+        static = [n.neighbor for n in neighbours if int(n.neighbor.flags) & NEIGHBOR_STATIC]
+        if not static:
+            return None
+        return Wiring(pod_ip=str(static[0].ip_address), pod_mac=str(static[0].mac_address))
 
     def _wiring_of(self, ref: PortRef) -> tuple[str, int | None]:
         """How the port was wired: as the record says, else (an ADD rolling back before its

@@ -21,6 +21,7 @@ from vhostuser_vpp.backends.vpp import (
     BRIDGE_DOMAIN_ADD_DEL_VARIANTS,
     COMMON_MESSAGES,
     CREATE_VARIANTS,
+    GATEWAY_TAG_PREFIX,
     MESSAGES_BY_MODE,
 )
 from vhostuser_vpp.cli import output, vppview
@@ -105,6 +106,7 @@ def _with_vpp(client: VppClient, args: argparse.Namespace) -> Iterable[Check]:
         if needed or variants:
             yield _messages(client, f"API messages ({mode} mode)", needed, variants)
     yield _unnumbered_source(client, args.unnumbered_to)
+    yield _gateway_loopbacks(client)
     if args.bridge_domain is not None:
         yield _bridge_domain(client, args.bridge_domain)
 
@@ -134,6 +136,21 @@ def _unnumbered_source(client: VppClient, name: str) -> Check:
     if not addresses:
         return Check(check, False, f"{name} has no IPv4 address", fix)
     return Check(check, True, f"{name} (sw_if_index {int(found.sw_if_index)}) has {' '.join(addresses)}")
+
+
+def _gateway_loopbacks(client: VppClient) -> Check:
+    """Loopbacks the plugin made for `create_loopback` (tagged `cni-gw:<name>`) must hold
+    their gateway address: one without is what a plugin killed while making it leaves."""
+    check = "gateway loopbacks"
+    loops = client.dump(
+        "sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=True, name_filter="loop"
+    )
+    ours = [d for d in loops if str(d.tag).startswith(GATEWAY_TAG_PREFIX)]
+    bare = [d.interface_name for d in ours if not vppview.interface_addresses(client, int(d.sw_if_index))]
+    if bare:
+        fix = "the next ADD for that name makes it again; or: vppctl delete loopback interface intfc NAME"
+        return Check(check, False, f"without an address: {', '.join(bare)}", fix)
+    return Check(check, True, f"{len(ours)} made by the plugin, each with its address")
 
 
 def _bridge_domain(client: VppClient, bd_id: int) -> Check:

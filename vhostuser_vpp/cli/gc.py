@@ -216,9 +216,6 @@ def _plan_record(plan: Plan, row: vppview.PortRow, local: vppview.LocalRecord) -
                 f"{where}: {row.status}, but its port {row.port.name} exists: left to the runtime's DEL"
             )
         return
-    if not local.named_as_expected:
-        plan.notes.append(f"{local.record_path}: its name does not match its ifname; remove it by hand")
-        return
     details = {
         "container_id": row.container_id,
         "ifname": row.ifname,
@@ -308,12 +305,12 @@ def _delete_orphan(
         return
     with container_lock(cni_dir, attachment.container_id, timeout) as lock:
         with attachment.open_dir(create=False) as dir_fd:
-            if dir_fd is not None and attachment.read_record(dir_fd) is not None:
+            if attachment.read_record() is not None:
                 raise Skipped("a record for it appeared")
             _delete_port(client, planned, routes)
-            if dir_fd is not None:
-                attachment.remove_files(dir_fd)
-        if attachment.remove_dir_if_empty():
+            attachment.remove_files(dir_fd)
+        attachment.remove_dir_if_empty()
+        if not attachment.exists():
             lock.remove()
 
 
@@ -354,15 +351,17 @@ def _remove_record(client: VppClient, local: vppview.LocalRecord, cni_dir: str, 
     attachment = Attachment(cni_dir, local.container_id, local.ifname)
     with container_lock(cni_dir, local.container_id, timeout) as lock:
         with attachment.open_dir(create=False) as dir_fd:
-            if dir_fd is None:
+            now = attachment.read_record()
+            if now is None:
                 raise Skipped("already gone")
-            if attachment.read_record(dir_fd) != local.record:
+            if now != local.record:
                 raise Skipped("the record changed since the scan")
             vhosts = client.dump("sw_interface_vhost_user_dump", sw_if_index=ANY_INDEX)
             if any(v.sock_filename == local.socket_path for v in vhosts):
                 raise Skipped("VPP has a port on its socket now")
             attachment.remove_files(dir_fd)
-        if attachment.remove_dir_if_empty():
+        attachment.remove_dir_if_empty()
+        if not attachment.exists():
             lock.remove()
 
 

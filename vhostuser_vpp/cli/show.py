@@ -116,7 +116,7 @@ def _files(row: vppview.PortRow) -> list[dict[str, Any]]:
     else:
         local = row.local
         paths = [
-            os.path.dirname(local.record_path),
+            os.path.dirname(local.socket_path),
             local.socket_path,
             local.ip4_conf_path,
             local.record_path,

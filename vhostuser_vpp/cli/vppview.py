@@ -26,9 +26,9 @@ from typing import Any
 from vhostuser_vpp.backends.vpp import ADMIN_UP, ANY_INDEX, VHOST_NAME_PREFIX
 from vhostuser_vpp.cli import output
 from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR, TAG_PREFIX, ownership_tag
-from vhostuser_vpp.store.attachment import CONTAINER_ID_PREFIX_LEN
+from vhostuser_vpp.store.attachment import Attachment
 from vhostuser_vpp.store.records import PHASE_PENDING, PortRecord
-from vhostuser_vpp.store.scan import RECORD_SUFFIX, iter_records
+from vhostuser_vpp.store.scan import iter_records
 from vhostuser_vpp.vpp.api_files import API_JSON_DIR
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppError, VppUnavailable
@@ -38,7 +38,6 @@ OWNER_TAG_PREFIX = f"{TAG_PREFIX}:"
 MANUAL_TAG_PREFIX = "cni-manual:"
 LINK_UP = 2
 PATH_TYPE_NORMAL = 0
-PATH_TYPE_LOCAL = 1
 DEFAULT_TIMEOUT_S = 5.0
 
 STATUS_OK = "ok"
@@ -205,9 +204,8 @@ def fetch_host_routes(client: VppClient) -> list[HostRoute]:
 
 
 def interface_addresses(client: VppClient, sw_if_index: int) -> list[str]:
-    """The interface's IPv4 addresses, read from their receive /32s: the API definitions
-    the project carries have no address dump, and the FIB has the same answer."""
-    return [ip for ip, index in _single_path_host_routes(client, PATH_TYPE_LOCAL) if index == sw_if_index]
+    """The interface's IPv4 addresses with their prefix lengths."""
+    return [str(a.prefix) for a in client.dump("ip_address_dump", sw_if_index=sw_if_index, is_ipv6=False)]
 
 
 def _single_path_host_routes(client: VppClient, path_type: int) -> list[tuple[str, int]]:
@@ -243,7 +241,7 @@ def fetch_neighbours(client: VppClient, sw_if_index: int = ANY_INDEX) -> list[Ne
 
 @dataclass(frozen=True)
 class LocalRecord:
-    """One record file under cniDir with the paths of its sibling files."""
+    """One attachment's trusted record (`record_path`, in `.state`) and the pod's files."""
 
     container_id: str
     ifname: str
@@ -253,9 +251,6 @@ class LocalRecord:
     socket_path: str
     socket_present: bool
     ip4_conf_present: bool
-    # False when the file's name is not `<cid12>-<ifname>.json` for the ifname it holds:
-    # then removing "its" files by name could hit another attachment's.
-    named_as_expected: bool
 
     @property
     def owner_tag(self) -> str:
@@ -273,22 +268,18 @@ def parse_owner_tag(tag: str) -> tuple[str, str] | None:
 def load_records(cni_dir: str) -> list[LocalRecord]:
     found = []
     for entry in iter_records(cni_dir):
-        prefix = entry.file_name.removesuffix(RECORD_SUFFIX)
-        ifname = entry.record.ifname or prefix.partition("-")[2]
-        directory = os.path.join(cni_dir, entry.container_id)
-        socket_path = entry.record.socket_path or os.path.join(directory, prefix)
-        ip4_conf_path = os.path.join(directory, f"{prefix}-ip4.conf")
+        attachment = Attachment(cni_dir, entry.container_id, entry.ifname)
+        ip4_conf_path = os.path.join(attachment.container_dir, attachment.ip4_conf_name)
         found.append(
             LocalRecord(
                 container_id=entry.container_id,
-                ifname=ifname,
+                ifname=entry.ifname,
                 record=entry.record,
-                record_path=os.path.join(directory, entry.file_name),
+                record_path=attachment.state_path,
                 ip4_conf_path=ip4_conf_path,
-                socket_path=socket_path,
-                socket_present=is_socket(socket_path),
+                socket_path=attachment.socket_path,
+                socket_present=is_socket(attachment.socket_path),
                 ip4_conf_present=os.path.isfile(ip4_conf_path),
-                named_as_expected=prefix == f"{entry.container_id[:CONTAINER_ID_PREFIX_LEN]}-{ifname}",
             )
         )
     return found

@@ -62,9 +62,20 @@ def validate_container_id(container_id: str) -> None:
         raise CniError(CniCode.INVALID_ENV, "invalid characters in containerID", container_id)
 
 
+def _undecodable(value: str) -> bool:
+    """Bytes that were not UTF-8 reach Python as lone surrogates (os.environ's surrogateescape)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def validate_ifname(ifname: str) -> None:
     if not ifname:
         raise CniError(CniCode.INVALID_ENV, "interface name is empty")
+    if not ifname.isprintable() or _undecodable(ifname):
+        raise CniError(CniCode.INVALID_ENV, "interface name is not printable UTF-8", repr(ifname))
     if len(ifname.encode()) > MAX_IFNAME_LEN:
         raise CniError(
             CniCode.INVALID_ENV,

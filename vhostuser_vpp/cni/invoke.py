@@ -5,15 +5,23 @@ config unchanged on stdin. One deviation, on purpose: when the child refuses
 the config's cniVersion (code 1), we ask its VERSION and delegate again at the
 highest version both speak, because Debian's host-local stops at 1.0.0 while
 runtimes already send 1.1.0. That costs a second exec only on that path.
+
+The plugin never delegates to itself (`ipam.type: "vhostuser"` would have GC and
+STATUS recurse without end), and marks its children's environment so that it
+refuses to run below itself through any other plugin too. A child that does not
+answer in time is killed with its whole process group, grandchildren included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import subprocess
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +35,14 @@ DEFAULT_TIMEOUT_S = 60.0
 # Plugin types are file names looked up in CNI_PATH: never a path (CVE-2021-20206).
 _PLUGIN_TYPE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 _STDERR_QUOTE_LIMIT = 2000
+# Set in every delegated plugin's environment: a plugin run that finds it is our own child.
+DELEGATED_ENV = "VHOSTUSER_VPP_DELEGATED"
+OWN_TYPE = "vhostuser"
+_REAP_TIMEOUT_S = 5.0
+
+
+class SelfDelegation(CniError):
+    """The config names this plugin as its own IPAM: nothing was ever allocated through it."""
 
 
 def find_plugin(plugin_type: str, search_path: tuple[str, ...]) -> str:
@@ -67,7 +83,14 @@ class DelegatedPlugin:
     @property
     def path(self) -> str:
         if self._path is None:
-            self._path = find_plugin(self.plugin_type, self.search_path)
+            found = find_plugin(self.plugin_type, self.search_path)
+            if self.plugin_type == OWN_TYPE or _same_file(found, sys.argv[0]):
+                raise SelfDelegation(
+                    CniCode.INVALID_CONFIG,
+                    "ipam.type names this plugin itself",
+                    f"{self.plugin_type!r} is {found}; name an IPAM plugin such as host-local",
+                )
+            self._path = found
         return self._path
 
     def add(self) -> Result:
@@ -129,27 +152,9 @@ class DelegatedPlugin:
         env = dict(self.environ)
         env.update(overrides)
         env["CNI_COMMAND"] = command
-        stdin = json.dumps(config).encode()
+        env[DELEGATED_ENV] = "1"
         log.debug("exec %s %s", self.path, command)
-        try:
-            proc = subprocess.run(
-                [self.path],
-                input=stdin,
-                env=env,
-                capture_output=True,
-                timeout=self.timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CniError(
-                CniCode.TRY_AGAIN_LATER,
-                f"plugin {self.plugin_type!r} {command} timed out",
-                f"no answer after {self.timeout_s:g}s",
-            ) from exc
-        except OSError as exc:
-            raise CniError(
-                CniCode.IO_FAILURE, f"cannot run plugin {self.plugin_type!r}", f"{self.path}: {exc}"
-            ) from exc
+        proc = self._run(command, env, json.dumps(config).encode())
         stderr = proc.stderr.decode(errors="replace").strip()
         if stderr:
             log.info("plugin %s %s stderr: %s", self.plugin_type, command, stderr[:_STDERR_QUOTE_LIMIT])
@@ -166,6 +171,32 @@ class DelegatedPlugin:
                 proc.stdout.decode(errors="replace")[:_STDERR_QUOTE_LIMIT],
             ) from exc
 
+    def _run(self, command: str, env: dict[str, str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        """The child in a session of its own, so that a timeout kills all it started."""
+        try:
+            child = subprocess.Popen(
+                [self.path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise CniError(
+                CniCode.IO_FAILURE, f"cannot run plugin {self.plugin_type!r}", f"{self.path}: {exc}"
+            ) from exc
+        try:
+            stdout, stderr = child.communicate(stdin, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            _kill_group(child)
+            raise CniError(
+                CniCode.TRY_AGAIN_LATER,
+                f"plugin {self.plugin_type!r} {command} timed out",
+                f"no answer after {self.timeout_s:g}s; killed it and its children",
+            ) from exc
+        return subprocess.CompletedProcess([self.path], child.returncode, stdout, stderr)
+
     def _error_from(self, command: str, stdout: bytes, stderr: str, returncode: int) -> CniError:
         """Keep the child's own code: a runtime must see host-local's 'no addresses left'
         or 'incompatible version' as such, not as a generic failure."""
@@ -181,3 +212,24 @@ class DelegatedPlugin:
                 (stderr or stdout.decode(errors="replace"))[:_STDERR_QUOTE_LIMIT],
             )
         return CniError(code, f"plugin {self.plugin_type!r} {command}: {msg}", details)
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the child's process group, then reap it; a grandchild that left the group
+    and holds the pipes open is not waited for beyond a bound."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    try:
+        child.communicate(timeout=_REAP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        for pipe in (child.stdin, child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
+        child.wait()
+
+
+def _same_file(path: str, other: str) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False

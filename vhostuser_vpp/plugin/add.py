@@ -27,7 +27,14 @@ from vhostuser_vpp.plugin.teardown import remove_attachment
 from vhostuser_vpp.store import node_files
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import ContainerLock, LockTimeout, container_lock
-from vhostuser_vpp.store.records import PHASE_PENDING, PHASE_READY, Ip4Conf, PortRecord, socket_access
+from vhostuser_vpp.store.records import (
+    PHASE_PENDING,
+    PHASE_READY,
+    Ip4Conf,
+    PortRecord,
+    network_identity,
+    socket_access,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +56,13 @@ def run(args: CmdArgs) -> Result:
     device_info_file = inv.conf.runtime_config.device_info_file
     if device_info_file:
         inv.policy.check_device_info_file(device_info_file)
-    if inv.conf.vhost.host_route:
-        inv.policy.check_host_route_device(inv.conf.vhost.host_route)
+    vhost = inv.conf.vhost
+    if vhost.host_route:
+        inv.policy.check_host_route_device(vhost.host_route)
+    if vhost.mode == "l3":
+        inv.policy.check_unnumbered_to(vhost.unnumbered_to)
+    if vhost.mode == "l2" and vhost.bridge_domain is not None:
+        inv.policy.check_bridge_domain(vhost.bridge_domain)
     try:
         socket_ids = inv.conf.vhost.socket_ids()
     except ValueError as err:
@@ -59,7 +71,11 @@ def run(args: CmdArgs) -> Result:
         node_files.ensure_cni_dir(inv.conf.cni_dir)
         node_files.ensure_get_prefix(inv.conf.cni_dir)
         with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
-            return _add_locked(inv, attachment, lock, socket_ids)
+            try:
+                return _add_locked(inv, attachment, lock, socket_ids)
+            finally:
+                if not attachment.exists():  # a failed ADD leaves no lock file either
+                    lock.remove()
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
@@ -69,8 +85,7 @@ def run(args: CmdArgs) -> Result:
 def _add_locked(
     inv: Invocation, attachment: Attachment, lock: ContainerLock, socket_ids: tuple[int, int]
 ) -> Result:
-    with attachment.open_dir(create=False) as dir_fd:
-        existing = attachment.read_record(dir_fd) if dir_fd is not None else None
+    existing = attachment.read_record()
     if existing is not None:
         if existing.network and existing.network != inv.conf.name:
             raise CniError(
@@ -78,7 +93,7 @@ def _add_locked(
                 f"interface {attachment.ifname} of this container belongs to another network",
                 f"network {existing.network!r} holds {attachment.record_name}",
             )
-        if existing.phase == PHASE_READY and existing.result:
+        if existing.confirmed and existing.phase == PHASE_READY and existing.result:
             log.info("attachment exists already; returning its result")
             return Result.from_json(existing.result, source="the saved record")
         log.warning("found the record of an unfinished ADD; removing what it made first")
@@ -110,6 +125,7 @@ def _add_with_backend(
             phase=PHASE_PENDING,
             container_id=attachment.container_id,
             network=inv.conf.name,
+            network_id=network_identity(inv.args.config),
             backend=backend.name,
             vhost_tool=(inv.conf.vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
             socket_path=attachment.socket_path,

@@ -40,11 +40,13 @@ def open_for_add(inv: Invocation) -> PortBackend:
 
 
 def open_recorded(inv: Invocation, record: PortRecord) -> PortBackend:
-    """The backend a record names; records of the original plugin name only a tool."""
+    """The backend a record names. Records taken over from a pod's directory (the original
+    plugin's among them) name no tool: the config's is run, as the node policy allows."""
     if record.backend == BACKEND_VPP:
         return open_vpp(inv, str(record.port.get("mode", inv.conf.vhost.mode)))
-    if record.vhost_tool:
-        return open_tool(inv, record.vhost_tool, check_options=False)
+    tool = record.vhost_tool or inv.conf.vhost.vhost_tool
+    if tool:
+        return open_tool(inv, tool, check_options=False)
     return open_for_add(inv)
 
 

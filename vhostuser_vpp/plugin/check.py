@@ -24,13 +24,23 @@ from vhostuser_vpp.store.records import PHASE_READY, PortRecord
 def run(args: CmdArgs) -> None:
     inv = prepare(args)
     attachment = inv.attachment()
+    if not attachment.fits():
+        raise CniError(
+            CniCode.UNKNOWN_CONTAINER,
+            f"no attachment {attachment.ifname} for this container",
+            f"{attachment.socket_path} is too long for a socket path: ADD made none",
+        )
     try:
-        with container_lock(inv.conf.cni_dir, attachment.container_id):
-            record = _read_ready_record(attachment)
-            _check_files(attachment, record)
-            _check_prev_result(inv, record)
-            _check_port(inv, record)
-            _check_host_route(record)
+        with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
+            try:
+                record = _read_ready_record(attachment)
+                _check_files(attachment, record)
+                _check_prev_result(inv, record)
+                _check_port(inv, record)
+                _check_host_route(record)
+            finally:
+                if not attachment.exists():  # CHECK of an unknown container leaves no lock
+                    lock.remove()
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
@@ -41,13 +51,12 @@ def run(args: CmdArgs) -> None:
 
 
 def _read_ready_record(attachment: Attachment) -> PortRecord:
-    with attachment.open_dir(create=False) as dir_fd:
-        record = attachment.read_record(dir_fd) if dir_fd is not None else None
+    record = attachment.read_record()
     if record is None or record.phase != PHASE_READY:
         raise CniError(
             CniCode.UNKNOWN_CONTAINER,
             f"no attachment {attachment.ifname} for this container",
-            f"{os.path.join(attachment.container_dir, attachment.record_name)} is missing or unfinished",
+            f"{attachment.state_path} is missing or unfinished",
         )
     return record
 

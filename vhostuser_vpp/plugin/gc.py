@@ -1,11 +1,13 @@
 """GC (spec 1.1.0): remove this network's attachments that the runtime no longer knows.
 
 The runtime lists the attachments still valid in `cni.dev/valid-attachments`;
-every record of *this* network name that is not among them is torn down like a
-DEL (port, IPAM address, files), including records of ADDs that died halfway.
-Records of other networks are never touched. IPAM's own GC runs afterwards
-when the IPAM plugin speaks 1.1.0; with older ones, the per-attachment IPAM
-DELs above are what frees their addresses.
+every record made through *this* network config (`network_identity`: its name and
+IPAM section, so another tenant's network of the same name is not this one) that
+is not among them is torn down like a DEL (port, IPAM address, files), including
+records of ADDs that died halfway. Records of other networks, and those taken over
+from an earlier version (which do not say which config made them), are never
+touched. IPAM's own GC runs afterwards when the IPAM plugin speaks 1.1.0; with
+older ones, the per-attachment IPAM DELs above are what frees their addresses.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from vhostuser_vpp.plugin import errors
 from vhostuser_vpp.plugin.context import prepare
 from vhostuser_vpp.plugin.teardown import remove_attachment
 from vhostuser_vpp.store.lock import LockTimeout, container_lock
+from vhostuser_vpp.store.records import network_identity
 from vhostuser_vpp.store.scan import iter_records
 
 log = logging.getLogger(__name__)
@@ -44,20 +47,16 @@ def run(args: CmdArgs) -> None:
     inv = prepare(args)
     keep = valid_attachments(args.config)
     failures: list[CniError] = []
+    network_id = network_identity(args.config)
     stale = [
         found
         for found in iter_records(inv.conf.cni_dir)
-        if found.record.network == inv.conf.name
-        and (found.container_id, found.record.ifname) not in keep
-        and found.record.ifname
+        if found.record.network_id == network_id and (found.container_id, found.ifname) not in keep
     ]
     for found in stale:
-        attachment = inv.attachment(found.container_id, found.record.ifname)
-        if attachment.record_name != found.file_name:
-            log.warning("record %s/%s names another interface; skipping", found.container_id, found.file_name)
-            continue
-        log.info("GC: removing stale attachment %s/%s", found.container_id, found.record.ifname)
-        ipam_env = {"CNI_CONTAINERID": found.container_id, "CNI_IFNAME": found.record.ifname}
+        attachment = inv.attachment(found.container_id, found.ifname)
+        log.info("GC: removing stale attachment %s/%s", found.container_id, found.ifname)
+        ipam_env = {"CNI_CONTAINERID": found.container_id, "CNI_IFNAME": found.ifname}
         try:
             with container_lock(inv.conf.cni_dir, found.container_id) as lock:
                 failures.extend(remove_attachment(inv, attachment, lock, ipam_env))

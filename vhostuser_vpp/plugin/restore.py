@@ -26,6 +26,10 @@ from vhostuser_vpp.store.scan import iter_records
 
 log = logging.getLogger(__name__)
 
+# A record moved from a pod's directory (an earlier version's) names an address the pod
+# could have written: wiring it again could give the pod another's address.
+UNCONFIRMED = "record of an earlier version, its address unconfirmed: delete and add the pod again"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -47,24 +51,34 @@ def restore_all(cni_dir: str, vpp: VppAccess) -> list[Outcome]:
     outcomes = []
     for found in iter_records(cni_dir):
         record = found.record
-        if record.phase != PHASE_READY or record.backend != "vpp":
-            reason = "not finished" if record.phase != PHASE_READY else f"backend {record.backend or 'tool'}"
-            outcomes.append(Outcome(found.container_id, record.ifname, record.vhostname, "skipped", reason))
+        if not record.confirmed or record.phase != PHASE_READY or record.backend != "vpp":
+            reason = (
+                UNCONFIRMED
+                if not record.confirmed
+                else "not finished"
+                if record.phase != PHASE_READY
+                else f"backend {record.backend or 'tool'}"
+            )
+            outcomes.append(Outcome(found.container_id, found.ifname, record.vhostname, "skipped", reason))
             continue
-        attachment = Attachment(cni_dir, found.container_id, record.ifname)
+        attachment = Attachment(cni_dir, found.container_id, found.ifname)
         try:
             with container_lock(cni_dir, found.container_id, timeout_s=vpp.call_timeout):
                 outcomes.append(_restore_one(attachment, vpp))
         except (LockTimeout, StoreError, BackendError) as err:
-            outcomes.append(Outcome(found.container_id, record.ifname, record.vhostname, "failed", str(err)))
+            outcomes.append(Outcome(found.container_id, found.ifname, record.vhostname, "failed", str(err)))
     return outcomes
 
 
 def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
     with attachment.open_dir(create=False) as dir_fd:
-        record = attachment.read_record(dir_fd) if dir_fd is not None else None
+        record = attachment.read_record()
         if dir_fd is None or record is None:
             return Outcome(attachment.container_id, attachment.ifname, "", "skipped", "deleted meanwhile")
+        if not record.confirmed:
+            return Outcome(
+                attachment.container_id, attachment.ifname, record.vhostname, "skipped", UNCONFIRMED
+            )
         backend = VppBackend(_options(record, vpp, node_setup_lock_path(attachment.cni_dir)))
         try:
             backend.connect()

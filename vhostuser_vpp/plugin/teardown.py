@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from vhostuser_vpp import hostnet
 from vhostuser_vpp.backends.base import BackendError, PortRef, Wiring
 from vhostuser_vpp.cni.errors import CniCode, CniError
+from vhostuser_vpp.cni.invoke import SelfDelegation
 from vhostuser_vpp.plugin import backend_choice, errors
 from vhostuser_vpp.plugin.context import Invocation
 from vhostuser_vpp.store.attachment import Attachment, StoreError
@@ -31,6 +32,7 @@ def port_ref(record: PortRecord) -> PortRef:
         tag=record.tag,
         wiring=wiring,
         handle=record.port,
+        wiring_confirmed=record.confirmed,
     )
 
 
@@ -39,6 +41,16 @@ def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
     # record has no name yet (a plugin killed right after creating it); a tool cannot.
     if not record.vhostname and record.backend != backend_choice.BACKEND_VPP:
         log.info("no VPP interface recorded (ADD stopped before creating it)")
+        return None
+    # A tool deletes by the name it is given, and a taken-over record's name is the pod's word.
+    tool_unsure = not record.confirmed and record.backend != backend_choice.BACKEND_VPP
+    if tool_unsure and not _vpp_confirms_tool_port(inv, record):
+        log.warning(
+            "not deleting VPP interface %s: named by a record the pod could write, and VPP "
+            "does not confirm that its socket is %s; remove it by hand if it is this pod's",
+            record.vhostname,
+            record.socket_path,
+        )
         return None
     try:
         backend = backend_choice.open_recorded(inv, record)
@@ -54,6 +66,36 @@ def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
     return None
 
 
+def release_address(inv: Invocation, ipam_env: Mapping[str, str] | None = None) -> list[CniError]:
+    """IPAM's DEL; nothing to release when the config names this plugin as its IPAM (an ADD
+    with that config was refused before anything was allocated)."""
+    try:
+        inv.ipam.delete(ipam_env)
+    except SelfDelegation as err:
+        log.warning("no IPAM address to release: %s", err)
+    except CniError as err:
+        return [err]
+    return []
+
+
+def _vpp_confirms_tool_port(inv: Invocation, record: PortRecord) -> bool:
+    """Whether VPP's binary API (when the config's socket is allowed and answers) shows the
+    record's interface name at this attachment's socket path."""
+    try:
+        backend = backend_choice.open_vpp(inv, "none")
+    except CniError as err:
+        log.info("cannot ask VPP about %s: %s", record.vhostname, err)
+        return False
+    try:
+        found = backend.inspect(PortRef(name=record.vhostname, socket_path=record.socket_path, tag=""))
+    except BackendError as err:
+        log.info("cannot ask VPP about %s: %s", record.vhostname, err)
+        return False
+    finally:
+        backend.close()
+    return found is not None and found.name == record.vhostname
+
+
 def remove_attachment(
     inv: Invocation,
     attachment: Attachment,
@@ -64,8 +106,7 @@ def remove_attachment(
     failures: list[CniError] = []
     record: PortRecord | None = None
     try:
-        with attachment.open_dir(create=False) as dir_fd:
-            record = attachment.read_record(dir_fd) if dir_fd is not None else None
+        record = attachment.read_record()
     except StoreError as err:
         log.warning("%s; deleting what can be found without it", err)
     port_gone = True
@@ -79,18 +120,15 @@ def remove_attachment(
                 hostnet.delete_route(record.host_route, record.ip_addr)
             except hostnet.HostRouteError as err:
                 failures.append(CniError(CniCode.INTERNAL, "cannot remove the host route", str(err)))
-    try:
-        inv.ipam.delete(ipam_env)
-    except CniError as err:
-        failures.append(err)
+    failures.extend(release_address(inv, ipam_env))
     try:
         with attachment.open_dir(create=False) as dir_fd:
-            if dir_fd is not None:
-                if port_gone:
-                    attachment.remove_files(dir_fd)
-                else:
-                    attachment.remove_ip4_conf(dir_fd)
-        if attachment.remove_dir_if_empty():
+            if port_gone:
+                attachment.remove_files(dir_fd)
+            elif dir_fd is not None:
+                attachment.remove_ip4_conf(dir_fd)
+        attachment.remove_dir_if_empty()
+        if not attachment.exists():
             lock.remove()
     except StoreError as err:
         failures.append(errors.from_store(err))

@@ -187,6 +187,21 @@ def create_loopback(ctx: Context, msg: Any) -> list[Reply]:
     return [("create_loopback_reply", {"retval": retval, "sw_if_index": sw_if_index})]
 
 
+@handles("delete_loopback")
+def delete_loopback(ctx: Context, msg: Any) -> list[Reply]:
+    return retval_only("delete_loopback_reply", ctx.state.delete_loopback(msg.sw_if_index))
+
+
+@handles("ip_address_dump")
+def ip_address_dump(ctx: Context, msg: Any) -> list[Reply]:
+    """One interface's addresses of one family, in the order they were added; none for an
+    unknown index."""
+    found = ctx.state.interfaces.get(msg.sw_if_index)
+    version = 6 if msg.is_ipv6 else 4
+    addresses = [a for a in found.addresses if a.version == version] if found is not None else []
+    return [("ip_address_details", {"sw_if_index": msg.sw_if_index, "prefix": str(a)}) for a in addresses]
+
+
 @handles("want_interface_events")
 def want_interface_events(ctx: Context, msg: Any) -> list[Reply]:
     retval = ctx.state.want_interface_events(ctx.client_index, bool(msg.enable_disable), msg.pid)

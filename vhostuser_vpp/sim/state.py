@@ -227,6 +227,14 @@ class VppState:
         iface.loop_instance = instance
         return rv.OK, iface.sw_if_index
 
+    def delete_loopback(self, sw_if_index: int) -> int:
+        iface = self.interfaces.get(sw_if_index)
+        if iface is None or iface.dev_type != "Loopback" or iface.loop_instance is None:
+            return rv.INVALID_SW_IF_INDEX
+        self._delete_interface(iface)
+        self._loop_instances.put(iface.loop_instance)
+        return rv.OK
+
     def set_flags(self, sw_if_index: int, flags: int) -> int:
         iface = self.interfaces.get(sw_if_index)
         if iface is None:

@@ -9,8 +9,13 @@ where a file or the directory should be cannot redirect a write as root.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Callable
+
+_TMP_SUFFIX = ".tmp"
+_TMP_TAG_LEN = 8
 
 
 def write_file(
@@ -27,7 +32,7 @@ def write_file(
     file and raise to keep the old one. With `replace=False` an existing file is never
     replaced, even one that appears meanwhile (the file is linked into place, which
     fails where rename would overwrite); returns False then."""
-    tmp = f".{name}.{os.urandom(4).hex()}.tmp"  # not `secrets`: it loads OpenSSL
+    tmp = f".{name}.{os.urandom(4).hex()}{_TMP_SUFFIX}"  # not `secrets`: it loads OpenSSL
     fd = os.open(
         tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd
     )
@@ -63,9 +68,12 @@ def write_file(
 
 
 def read_file(dir_fd: int, name: str, limit: int = 1 << 20) -> bytes:
-    """Reads a regular file; refuses symlinks and anything larger than `limit`."""
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    """Reads a regular file; refuses symlinks, anything larger than `limit` and anything not
+    a regular file (opened without blocking: a FIFO planted there must not hang the reader)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
         data = os.read(fd, limit + 1)
     finally:
         os.close(fd)
@@ -81,3 +89,13 @@ def remove_file(dir_fd: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def is_temporary_of(candidate: str, names: tuple[str, ...]) -> bool:
+    """Whether `candidate` is a temporary file `write_file` made for one of `names`: left
+    behind only when the writer was killed, and then nobody's but whoever removes `names`."""
+    if not (candidate.startswith(".") and candidate.endswith(_TMP_SUFFIX)):
+        return False
+    stem = candidate[1 : -len(_TMP_SUFFIX)]
+    target, dot, tag = stem.rpartition(".")
+    return bool(dot) and len(tag) == _TMP_TAG_LEN and target in names

@@ -1,9 +1,19 @@
-"""One attachment's files: `<cniDir>/<containerID>/<cid12>-<ifname>{,-ip4.conf,.json}`.
+"""One attachment's files: the pod's, and the record only root can write.
 
-The names are the original plugin's. Files are matched by exact name, never by
-prefix: the original's prefix match made DEL of net1 also delete net10's files.
-Every operation goes through a descriptor of the container directory opened
-with O_NOFOLLOW, so nothing is read, written or removed outside cniDir.
+The pod's directory `<cniDir>/<containerID>/` holds `<cid12>-<ifname>{,-ip4.conf,.json}`,
+the original plugin's names. It is mounted into the pod, which can write there, so
+those files are output only: nothing read back from them decides what DEL, CHECK,
+GC or restore deletes, chmods or runs. That is decided by the record in
+`<cniDir>/.state/<containerID>/<ifname>.json` (directories 0700, never mounted;
+".state" cannot be a container ID, which starts with a letter or digit). A record
+found only in the pod's directory, written by an earlier version or by the Go
+plugin, is taken as far as it cannot mislead (`trusted_legacy`) and moved into
+`.state` once.
+
+Files are matched by exact name, never by prefix: the original's prefix match made
+DEL of net1 also delete net10's files. Every operation goes through a descriptor of
+a directory opened with O_NOFOLLOW, so nothing is read, written or removed outside
+cniDir.
 """
 
 from __future__ import annotations
@@ -16,8 +26,9 @@ import stat
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from vhostuser_vpp.defaults import ownership_tag
 from vhostuser_vpp.store import atomic
-from vhostuser_vpp.store.records import Ip4Conf, PortRecord
+from vhostuser_vpp.store.records import UNCONFIRMED_SCHEMA, Ip4Conf, PortRecord
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +36,8 @@ log = logging.getLogger(__name__)
 # silently bind a longer path cut to 107 bytes, where no frontend finds it.
 SOCKET_PATH_MAX = 107
 CONTAINER_ID_PREFIX_LEN = 12
+STATE_DIR_NAME = ".state"
+RECORD_SUFFIX = ".json"
 
 
 class StoreError(Exception):
@@ -62,6 +75,22 @@ class Attachment(NamedTuple):
     @property
     def socket_path(self) -> str:
         return os.path.join(self.container_dir, self.socket_name)
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.cni_dir, STATE_DIR_NAME, self.container_id)
+
+    @property
+    def state_name(self) -> str:
+        return f"{self.ifname}{RECORD_SUFFIX}"
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.state_dir, self.state_name)
+
+    def fits(self) -> bool:
+        """Whether its socket path fits a unix socket address: ADD makes no other."""
+        return len(self.socket_path.encode()) <= SOCKET_PATH_MAX
 
     def file_names(self) -> tuple[str, str, str]:
         return (self.socket_name, self.ip4_conf_name, self.record_name)
@@ -145,29 +174,69 @@ class Attachment(NamedTuple):
         self._write(dir_fd, self.ip4_conf_name, conf.render())
 
     def write_record(self, dir_fd: int, record: PortRecord) -> None:
+        """The trusted record first, then the pod's copy of it (output only)."""
+        self._write_state(record)
         self._write(dir_fd, self.record_name, record.render(), mode=0o600)
 
-    def read_record(self, dir_fd: int) -> PortRecord | None:
-        """The record, or None when there is none; a torn or foreign file is an error."""
-        try:
-            data = atomic.read_file(dir_fd, self.record_name)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreError("cannot read the port record", f"{self.record_name}: {exc}") from exc
-        try:
-            return PortRecord.parse(data)
-        except (ValueError, TypeError) as exc:
-            raise StoreError("the port record is corrupt", f"{self.record_name}: {exc}") from exc
+    def read_record(self) -> PortRecord | None:
+        """The trusted record, or None when there is none; a torn file is an error.
 
-    def remove_files(self, dir_fd: int) -> None:
-        """Removes all it can; one that cannot go does not keep the others."""
+        A container without `.state/<containerID>` was made by an earlier version: its
+        records in the pod's directory, all of them at once, are moved into `.state` as
+        `trusted_legacy` makes them. From then on (and for every container this version
+        made) the pod's directory is never read, so a pod cannot add a record later."""
+        with self._state_dir_fd() as state_fd:
+            if state_fd is not None:
+                return _parse(state_fd, self.state_name, self.state_path)
+        with self.open_dir(create=False) as dir_fd:
+            if dir_fd is None:
+                return None
+            own = _parse(dir_fd, self.record_name, self.container_dir)
+            legacy = legacy_records(self.cni_dir, self.container_id, dir_fd)
+        if own is None:
+            return None
+        for ifname, record in legacy.items():
+            log.warning("moving the record of %s from %s into %s", ifname, self.container_dir, self.state_dir)
+            Attachment(self.cni_dir, self.container_id, ifname)._write_state(record)
+        return legacy[self.ifname]
+
+    def trusted_legacy(self, legacy: PortRecord) -> PortRecord:
+        """A record from the pod's directory, which the pod may have written: what names a
+        VPP object, a host path or a command comes from this attachment, not from the file.
+        Kept: what only unwires this port (VPP finds it by the tag and socket path below),
+        its address and MACs. Dropped: the tool to run (the config's, checked by the node
+        policy, is used), the host route (its device and address would be the pod's
+        choice), the socket access, and the index ADD routed through."""
+        port = {k: v for k, v in legacy.port.items() if k != "sw_if_index"}
+        return legacy._replace(
+            container_id=self.container_id,
+            ifname=self.ifname,
+            socket_path=self.socket_path,
+            tag=ownership_tag(self.container_id, self.ifname),
+            vhost_tool="",
+            host_route="",
+            socket_access={},
+            network_id="",
+            schema=UNCONFIRMED_SCHEMA,
+            port=port,
+        )
+
+    def exists(self) -> bool:
+        """Whether anything of this container is left on the node (its directories)."""
+        return os.path.lexists(self.container_dir) or os.path.lexists(self.state_dir)
+
+    def remove_files(self, dir_fd: int | None) -> None:
+        """The pod's files (with temporary files a killed write left), then the trusted
+        record last, so that a DEL killed halfway still finds it. Removes all it can; one
+        that cannot go does not keep the others."""
         problems = []
-        for name in self.file_names():
-            try:
-                atomic.remove_file(dir_fd, name)
-            except OSError as exc:
-                problems.append(f"{name}: {exc}")
+        if dir_fd is not None:
+            problems += _remove_named(dir_fd, self.file_names())
+        with self._state_dir_fd() as state_fd:
+            if state_fd is not None:
+                problems += _remove_named(state_fd, (self.state_name,))
+        with contextlib.suppress(OSError):
+            os.rmdir(self.state_dir)
         if problems:
             raise StoreError("cannot remove files", "; ".join(problems))
 
@@ -188,10 +257,84 @@ class Attachment(NamedTuple):
             raise StoreError("cannot remove the container directory", f"{self.container_dir}: {exc}") from exc
         return True
 
-    def _write(self, dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+    def _write(self, dir_fd: int, name: str, data: bytes, mode: int = 0o644, where: str = "") -> None:
         try:
             atomic.write_file(dir_fd, name, data, mode)
         except OSError as exc:
             raise StoreError(
-                "cannot write a file", f"{os.path.join(self.container_dir, name)}: {exc}"
+                "cannot write a file", f"{os.path.join(where or self.container_dir, name)}: {exc}"
             ) from exc
+
+    def _write_state(self, record: PortRecord) -> None:
+        """Into `.state/<containerID>`, root's alone: made 0700 where missing."""
+        try:
+            for path in (os.path.dirname(self.state_dir), self.state_dir):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path, 0o700)
+        except OSError as exc:
+            raise StoreError("cannot create the state directory", f"{self.state_dir}: {exc}") from exc
+        with self._state_dir_fd() as state_fd:
+            if state_fd is None:
+                raise StoreError("the state directory vanished", self.state_dir)
+            self._write(state_fd, self.state_name, record.render(), mode=0o600, where=self.state_dir)
+
+    @contextlib.contextmanager
+    def _state_dir_fd(self) -> Iterator[int | None]:
+        """`.state/<containerID>` (never through a symlink), or None where there is none."""
+        try:
+            fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield None
+            return
+        except OSError as exc:
+            raise StoreError("cannot open the state directory", f"{self.state_dir}: {exc}") from exc
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+
+def legacy_records(cni_dir: str, container_id: str, dir_fd: int) -> dict[str, PortRecord]:
+    """ifname -> record, as `trusted_legacy` makes it, for each `<cid12>-<ifname>.json` in a
+    pod's directory (open at `dir_fd`); unreadable ones are logged and left out."""
+    prefix = f"{container_id[:CONTAINER_ID_PREFIX_LEN]}-"
+    found = {}
+    for name in sorted(os.listdir(dir_fd)):
+        ifname = name.removeprefix(prefix).removesuffix(RECORD_SUFFIX)
+        if f"{prefix}{ifname}{RECORD_SUFFIX}" != name or not ifname:
+            continue
+        try:
+            if not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                continue
+            record = _parse(dir_fd, name, os.path.join(cni_dir, container_id))
+        except (OSError, StoreError) as exc:
+            log.warning("skipping the record %s/%s: %s", container_id, name, exc)
+            continue
+        if record is not None:
+            found[ifname] = Attachment(cni_dir, container_id, ifname).trusted_legacy(record)
+    return found
+
+
+def _parse(dir_fd: int, name: str, where: str) -> PortRecord | None:
+    try:
+        data = atomic.read_file(dir_fd, name)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError("cannot read the port record", f"{os.path.join(where, name)}: {exc}") from exc
+    try:
+        return PortRecord.parse(data)
+    except (ValueError, TypeError) as exc:
+        raise StoreError("the port record is corrupt", f"{os.path.join(where, name)}: {exc}") from exc
+
+
+def _remove_named(dir_fd: int, names: tuple[str, ...]) -> list[str]:
+    """Unlinks `names` and the temporary files `atomic.write_file` makes for them."""
+    problems = []
+    leftovers = [n for n in os.listdir(dir_fd) if atomic.is_temporary_of(n, names)]
+    for name in (*names, *leftovers):
+        try:
+            atomic.remove_file(dir_fd, name)
+        except OSError as exc:
+            problems.append(f"{name}: {exc}")
+    return problems

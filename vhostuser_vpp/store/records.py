@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 RECORD_SCHEMA = 1
+# A record taken over from a pod's directory (`Attachment.trusted_legacy`).
+UNCONFIRMED_SCHEMA = 0
 
 PHASE_PENDING = "pending"
 PHASE_READY = "ready"
@@ -25,6 +27,7 @@ _JSON_KEYS = {
     "socket_access": "socketAccess",
     "ip_addr": "ipAddr",
     "host_route": "hostRoute",
+    "network_id": "networkID",
 }
 _ATTRS = {v: k for k, v in _JSON_KEYS.items()}
 
@@ -81,6 +84,8 @@ class PortRecord(NamedTuple):
     phase: str = PHASE_READY
     container_id: str = ""
     network: str = ""
+    # Which network config made it (`network_identity`): GC takes only its own network's.
+    network_id: str = ""
     backend: str = ""
     socket_path: str = ""
     socket_mode: str = "server"
@@ -91,6 +96,11 @@ class PortRecord(NamedTuple):
     host_route: str = ""
     port: Mapping[str, Any] = _EMPTY
     result: Mapping[str, Any] = _EMPTY
+
+    @property
+    def confirmed(self) -> bool:
+        """Written by this plugin into `.state`, not taken over from a pod's directory."""
+        return self.schema != UNCONFIRMED_SCHEMA
 
     def render(self) -> bytes:
         doc = {
@@ -114,3 +124,11 @@ class PortRecord(NamedTuple):
                 raise ValueError(f"record key {key!r} has the wrong type")
             kwargs[attr] = value
         return cls(**kwargs)
+
+
+def network_identity(config: Mapping[str, Any]) -> str:
+    """What tells one network config from another of the same name: the name and the IPAM
+    section (canonical JSON), cniDir being where the record lives. Two tenants may pick the
+    same name; their attachments stay apart unless their IPAM configs are the same too, and
+    then so are their addresses."""
+    return json.dumps({"name": config.get("name"), "ipam": config.get("ipam")}, sort_keys=True)
