@@ -10,12 +10,15 @@ as it found it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -345,6 +348,43 @@ def test_a_failed_add_and_a_check_of_an_unknown_container_leave_no_lock(node: No
     node.run("CHECK", {**config, "prevResult": {"cniVersion": "1.0.0"}}, new_container_id()).assert_error(3)
     assert sorted(os.listdir(node.cni_dir / ".locks")) == []
     assert node.snapshot() == (set(), {}, {})
+
+
+def test_a_bridge_domain_is_left_and_deleted_under_the_node_lock(vpp: VppNode) -> None:
+    """Else a DEL emptying the domain between an ADD's dump and its join makes VPP create
+    it anew, untagged, for nobody to remove. The test holds the node lock and sees DEL
+    wait for it (blocked in flock(2)) with the domain untouched."""
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config(mode="l2", bridge_domain=4242)
+    node.run("ADD", config, cid).assert_ok()
+    fd = os.open(node.cni_dir / ".locks" / "vpp-setup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        env = node.env("DEL", cid, "net1", "/var/run/netns/pod")
+        delete = subprocess.Popen([PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        assert delete.stdin is not None
+        delete.stdin.write(json.dumps(config).encode())
+        delete.stdin.close()
+        wait_until_in_flock(delete.pid)
+        assert probe.bridge_domain(4242).n_sw_ifs == 1
+    finally:
+        os.close(fd)
+    assert delete.wait(timeout=60) == 0
+    assert probe.bridge_domain(4242) is None
+
+
+def wait_until_in_flock(pid: int, timeout_s: float = 30.0) -> None:
+    """Until the process sits in flock(2), as /proc/<pid>/syscall shows (x86_64: 73)."""
+    if platform.machine() != "x86_64":
+        pytest.skip("knows flock(2)'s syscall number on x86_64 only")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        if fields and fields[0] == "73":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never waited for the lock")
 
 
 # -- 9. the right codes ------------------------------------------------------------------------
