@@ -678,7 +678,7 @@ steps = [
     ("import vhostuser_vpp.config (schemas, validator)", "import vhostuser_vpp.config"),
     ("import vhostuser_vpp.plugin.main (the rest)", "import vhostuser_vpp.plugin.main"),
     ("import vhostuser_vpp.backends.vpp (lazy, on connect)", "import vhostuser_vpp.backends.vpp"),
-    ("VPPApiClient(): the l3 mode's API modules", "from vhostuser_vpp.backends import vpp; "
+    ("VPPApiClient(): the l3 mode's API modules", "from vhostuser_vpp.vpp import ops as vpp; "
         "from vhostuser_vpp.vpp.api_files import api_json_paths; "
         "l3 = vpp.COMMON_API_MODULES + vpp.API_MODULES_BY_MODE['l3']; "
         "vpp_papi.VPPApiClient(apifiles=api_json_paths(l3), server_address='/nonexistent')"),

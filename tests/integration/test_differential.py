@@ -27,9 +27,8 @@ from tests import vpp_targets
 from tests.integration.papi_values import plain
 from tests.integration.vpp_probe import VppProbe
 from tests.vpp_targets import RealVpps
-from vhostuser_vpp.backends.base import Wiring
-from vhostuser_vpp.backends.vpp import pod_route
 from vhostuser_vpp.sim import Emulator
+from vhostuser_vpp.vpp.ops import pod_route
 
 ANY = 0xFFFFFFFF
 RANDOM_MAC = re.compile(r"^02:fe(:[0-9a-f]{2}){4}$")
@@ -79,7 +78,7 @@ class Script:
 
 
 def route(ip: str, index: int) -> dict[str, Any]:
-    return pod_route(Wiring(pod_ip=ip, pod_mac=""), index)
+    return pod_route(ip, index)
 
 
 def whole_entry(prefix: str) -> dict[str, Any]:

@@ -13,8 +13,7 @@ from typing import Any
 from vpp_papi import VPPApiClient
 
 from tests.reference import full_api_json_paths
-from vhostuser_vpp.backends.base import Wiring
-from vhostuser_vpp.backends.vpp import pod_route
+from vhostuser_vpp.vpp.ops import pod_route
 
 ANY = 0xFFFFFFFF
 POD_RANGE = (ipaddress.IPv4Address("10.56.217.131"), ipaddress.IPv4Address("10.56.217.254"))
@@ -120,7 +119,7 @@ class VppProbe:
 
     def set_pod_route(self, ip: str, index: int, is_add: bool = True) -> None:
         """Points <ip>/32 at another interface (replacing the route's paths), or removes that."""
-        route = pod_route(Wiring(pod_ip=ip, pod_mac=""), index)
+        route = pod_route(ip, index)
         reply = self.papi.api.ip_route_add_del(is_add=is_add, is_multipath=False, route=route)
         assert reply.retval == 0
 

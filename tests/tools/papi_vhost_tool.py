@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vhostuser_vpp.backends.base import Wiring
-from vhostuser_vpp.backends.vpp import ANY_INDEX, pod_neighbor, pod_route
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppError
+from vhostuser_vpp.vpp.ops import ANY_INDEX, pod_neighbor, pod_route
 
 UNNUMBERED_TO = "loop0"
 TAG = "cni-tool"
@@ -53,21 +52,21 @@ def _config(client: VppClient, port: Any, pod_ip: str, pod_mac: str) -> None:
     loop = _by_name(client, UNNUMBERED_TO)
     if loop is None:
         raise VppError(f"no {UNNUMBERED_TO} in VPP")
-    wiring = Wiring(pod_ip=str(ipaddress.ip_interface(pod_ip).ip), pod_mac=pod_mac)
+    ip = str(ipaddress.ip_interface(pod_ip).ip)
     index = int(port.sw_if_index)
     client.call(
         "sw_interface_set_unnumbered", sw_if_index=loop.sw_if_index, unnumbered_sw_if_index=index, is_add=True
     )
-    client.call("ip_route_add_del", is_add=True, is_multipath=False, route=pod_route(wiring, index))
-    client.call("ip_neighbor_add_del", is_add=True, neighbor=pod_neighbor(wiring, index))
+    client.call("ip_route_add_del", is_add=True, is_multipath=False, route=pod_route(ip, index))
+    client.call("ip_neighbor_add_del", is_add=True, neighbor=pod_neighbor(index, ip, pod_mac))
 
 
 def _delete(client: VppClient, port: Any) -> None:
     index = int(port.sw_if_index)
     for entry in client.dump("ip_neighbor_dump", sw_if_index=index, af=0):
-        wiring = Wiring(pod_ip=str(entry.neighbor.ip_address), pod_mac=str(entry.neighbor.mac_address))
-        client.call("ip_neighbor_add_del", is_add=False, neighbor=pod_neighbor(wiring, index))
-        client.call("ip_route_add_del", is_add=False, is_multipath=False, route=pod_route(wiring, index))
+        ip, mac = str(entry.neighbor.ip_address), str(entry.neighbor.mac_address)
+        client.call("ip_neighbor_add_del", is_add=False, neighbor=pod_neighbor(index, ip, mac))
+        client.call("ip_route_add_del", is_add=False, is_multipath=False, route=pod_route(ip, index))
     client.call("sw_interface_set_flags", sw_if_index=index, flags=0)
     client.call("delete_vhost_user_if", sw_if_index=index)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tests.unit.test_cli_view import CID_A, CID_B, CNI_DIR, local, port, socket_of
 from vhostuser_vpp.cli import gc, vppview
-from vhostuser_vpp.cli.vppview import HostRoute, Neighbour
+from vhostuser_vpp.vpp.ops import BridgeDomain, HostRoute, Neighbour, VppPort
 
 LOOP = 2
 TAG_A = f"cni:{CID_A[:12]}:net1"
@@ -16,9 +16,9 @@ TAG_B = f"cni:{CID_B[:12]}:net1"
 
 def snapshot(
     records: list[vppview.LocalRecord],
-    ports: list[vppview.VppPort],
+    ports: list[VppPort],
     routes: Sequence[HostRoute] = (),
-    bridge_domains: Sequence[gc.BridgeDomain] = (),
+    bridge_domains: Sequence[BridgeDomain] = (),
     neighbours: dict[int, list[Neighbour]] | None = None,
 ) -> gc.Snapshot:
     interfaces = {p.sw_if_index: p.name for p in ports} | {LOOP: "loop0"}
@@ -152,10 +152,10 @@ def test_only_our_bridge_domains_left_empty_by_orphans_go() -> None:
     orphan = port(3, socket_of(CID_B), TAG_B)
     live = port(1, socket_of(CID_A), TAG_A)
     domains = [
-        gc.BridgeDomain(10, "cni-vhostuser", frozenset({3})),
-        gc.BridgeDomain(11, "cni-vhostuser", frozenset()),
-        gc.BridgeDomain(12, "cni-vhostuser", frozenset({1, 3})),
-        gc.BridgeDomain(13, "operators", frozenset()),
+        BridgeDomain(10, "cni-vhostuser", frozenset({3})),
+        BridgeDomain(11, "cni-vhostuser", frozenset()),
+        BridgeDomain(12, "cni-vhostuser", frozenset({1, 3})),
+        BridgeDomain(13, "operators", frozenset()),
     ]
     plan = gc.make_plan(snapshot([local(CID_A)], [live, orphan], bridge_domains=domains), None)
     assert [a.details["bd_id"] for a in plan.actions if a.kind == gc.EMPTY_BRIDGE_DOMAIN] == [10, 11]
@@ -167,7 +167,7 @@ def test_network_limits_records_and_leaves_orphans_and_bridge_domains() -> None:
         [local(CID_A, network="mine"), other],
         [port(5, socket_of("c" * 64), "cni:cccccccccccc:net1")],
         [HostRoute("10.56.217.131", 1), HostRoute("10.56.217.132", 8)],
-        bridge_domains=[gc.BridgeDomain(11, "cni-vhostuser", frozenset())],
+        bridge_domains=[BridgeDomain(11, "cni-vhostuser", frozenset())],
     )
     plan = gc.make_plan(snap, "mine", force=True)
     assert kinds(plan) == [

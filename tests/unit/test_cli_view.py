@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from vhostuser_vpp import tags
 from vhostuser_vpp.cli import show, vppview
 from vhostuser_vpp.cli.vppview import (
     STATUS_MANUAL,
@@ -19,10 +20,10 @@ from vhostuser_vpp.cli.vppview import (
     STATUS_STALE,
     STATUS_UNMANAGED,
     LocalRecord,
-    VppPort,
 )
 from vhostuser_vpp.store.records import PHASE_PENDING, PortRecord
 from vhostuser_vpp.vpp.api_files import API_JSON_DIR
+from vhostuser_vpp.vpp.ops import VppPort
 
 CNI_DIR = "/var/lib/cni/vhostuser"
 CID_A = "4d578250ad8d760c0722be78badb4b4b6d57fed8f95dea23aaa0065aa8657b29"
@@ -211,7 +212,7 @@ def test_summary_carries_the_full_container_id_and_the_pods_addresses() -> None:
     ],
 )
 def test_owner_tags(tag: str, owner: tuple[str, str] | None) -> None:
-    assert vppview.parse_owner_tag(tag) == owner
+    assert tags.parse_owner_tag(tag) == owner
 
 
 def test_records_on_disk_are_loaded_with_their_files(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from vhostuser_vpp.backends import vpp
+from vhostuser_vpp.vpp import ops as vpp
 from vhostuser_vpp.vpp.api_files import api_json_files, api_json_paths
 
 # Everything the plugin process can import on ADD, DEL, CHECK, STATUS and GC.

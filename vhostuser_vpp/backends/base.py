@@ -84,8 +84,9 @@ class PortBackend(Protocol):
 
     def create_port(self, spec: PortSpec) -> Port: ...
 
-    def wire(self, port: Port, wiring: Wiring) -> dict[str, Any]:
-        """Returns what DEL needs to undo the wiring; a failure undoes its own steps."""
+    def wire(self, port: Port, wiring: Wiring) -> Mapping[str, Any]:
+        """Returns the port's handle with what DEL needs to undo the wiring added, for the
+        record; a failure undoes its own steps."""
 
     def delete_port(self, ref: PortRef) -> None: ...
 

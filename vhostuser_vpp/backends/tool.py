@@ -69,9 +69,9 @@ class ToolBackend:
             raise
         return Port(name=name, mac=mac)
 
-    def wire(self, port: Port, wiring: Wiring) -> dict[str, Any]:
+    def wire(self, port: Port, wiring: Wiring) -> Mapping[str, Any]:
         self._run("config", port.name, wiring.pod_ip, wiring.pod_mac)
-        return {}
+        return port.handle
 
     def delete_port(self, ref: PortRef) -> None:
         if not ref.name:

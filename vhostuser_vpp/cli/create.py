@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
 
-from vhostuser_vpp.backends.vpp import ADMIN_UP, CREATE_VARIANTS, ERR_IF_ALREADY_EXISTS
+from vhostuser_vpp import tags
 from vhostuser_vpp.cli import output, vppview
 from vhostuser_vpp.store.attachment import SOCKET_PATH_MAX
-from vhostuser_vpp.vpp.client import VppClient
-from vhostuser_vpp.vpp.errors import VppApiError, VppError
+from vhostuser_vpp.vpp.errors import SocketInUse, VppError
+from vhostuser_vpp.vpp.ops import VhostOptions, Vpp
 
-TAG_MAX = 63  # VPP keeps 64 bytes with the terminating NUL
-NAME_MAX = TAG_MAX - len(vppview.MANUAL_TAG_PREFIX)
+NAME_MAX = tags.TAG_MAX - len(tags.MANUAL_TAG_PREFIX)
 FIELDS = ("name", "sw_if_index", "mac", "socket", "mode", "tag")
 
 
@@ -58,25 +56,30 @@ def _name(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     name = args.tag or os.path.basename(args.socket)[:NAME_MAX]
-    tag = f"{vppview.MANUAL_TAG_PREFIX}{name}"
+    tag = tags.manual_tag(name)
 
-    def body(client: VppClient) -> int:
+    def body(vpp: Vpp) -> int:
         try:
-            index = _create(client, args.socket, args.mode == "server", tag)
-        except VppApiError as err:
-            if err.retval != ERR_IF_ALREADY_EXISTS:
-                raise
-            output.error(
-                "create", f"VPP already has a port on {args.socket} (sw_if_index {err.reply.sw_if_index})"
-            )
+            index = vpp.create_vhost_port(args.socket, args.mode == "server", tag, VhostOptions())
+        except SocketInUse as err:
+            output.error("create", str(err))
             return output.EXIT_PROBLEMS
         try:
-            client.call("sw_interface_set_flags", sw_if_index=index, flags=ADMIN_UP)
-            port = _details(client, index)
+            vpp.set_admin_up(index, True)
+            details = vpp.interface(index)
+            if details is None:
+                raise VppError(f"VPP lost the interface it just created (sw_if_index {index})")
         except VppError:
-            client.call("delete_vhost_user_if", sw_if_index=index)
+            vpp.delete_vhost_port(index)
             raise
-        port.update(socket=args.socket, mode=args.mode, tag=tag)
+        port = {
+            "name": details.name,
+            "sw_if_index": index,
+            "mac": details.mac,
+            "socket": args.socket,
+            "mode": args.mode,
+            "tag": tag,
+        }
         if output.wants_json(args):
             output.print_json(port)
         else:
@@ -84,30 +87,3 @@ def run(args: argparse.Namespace) -> int:
         return output.EXIT_OK
 
     return vppview.run_with_vpp("create", args, body)
-
-
-def _create(client: VppClient, socket_path: str, is_server: bool, tag: str) -> int:
-    message = next((m for m in CREATE_VARIANTS if client.offers(m)), CREATE_VARIANTS[-1])
-    fields: dict[str, Any] = {
-        "is_server": is_server,
-        "sock_filename": socket_path,
-        "renumber": False,
-        "custom_dev_instance": 0,
-        "disable_mrg_rxbuf": False,
-        "disable_indirect_desc": False,
-        "enable_gso": False,
-        "enable_packed": False,
-        "use_custom_mac": False,
-        "mac_address": "00:00:00:00:00:00",
-        "tag": tag,
-    }
-    if message == "create_vhost_user_if_v2":
-        fields["enable_event_idx"] = False
-    return int(client.call(message, **fields).sw_if_index)
-
-
-def _details(client: VppClient, index: int) -> dict[str, Any]:
-    details = vppview.interface_at(client, index)
-    if details is None:
-        raise VppError(f"VPP lost the interface it just created (sw_if_index {index})")
-    return {"name": str(details.interface_name), "sw_if_index": index, "mac": str(details.l2_address)}

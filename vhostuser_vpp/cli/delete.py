@@ -8,11 +8,10 @@ leaves the pod without a network and its record, route and neighbour behind (whi
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from vhostuser_vpp.backends.vpp import ANY_INDEX
+from vhostuser_vpp import tags
 from vhostuser_vpp.cli import output, vppview
-from vhostuser_vpp.vpp.client import VppClient
+from vhostuser_vpp.vpp.ops import Vpp, VppPort
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,19 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def body(client: VppClient) -> int:
-        port = _find(client, args.interface, args.socket)
+    def body(vpp: Vpp) -> int:
+        port = _find(vpp, args.interface, args.socket)
         wanted = args.interface or args.socket
         if port is None:
             output.error("delete", f"VPP has no vhost-user port {wanted}")
             return output.EXIT_PROBLEMS
-        if not port.tag.startswith(vppview.MANUAL_TAG_PREFIX) and not args.force:
+        if not port.tag.startswith(tags.MANUAL_TAG_PREFIX) and not args.force:
             owner = f"tagged {port.tag!r}" if port.tag else "untagged"
             output.error("delete", f"{port.name} is {owner}, not made by `create`; use --force to delete it")
             return output.EXIT_PROBLEMS
-        client.call("sw_interface_set_flags", sw_if_index=port.sw_if_index, flags=0)
-        client.call("delete_vhost_user_if", sw_if_index=port.sw_if_index)
-        if port.tag.startswith(vppview.OWNER_TAG_PREFIX):
+        vpp.set_admin_up(port.sw_if_index, False)
+        vpp.delete_vhost_port(port.sw_if_index)
+        if port.tag.startswith(tags.OWNER_TAG_PREFIX):
             output.error("delete", "a pod's port: run `vhostuser-vpp gc` to collect its record and route")
         result = {"deleted": port.name, "sw_if_index": port.sw_if_index, "socket": port.socket_path}
         if output.wants_json(args):
@@ -51,18 +50,8 @@ def run(args: argparse.Namespace) -> int:
     return vppview.run_with_vpp("delete", args, body)
 
 
-def _find(client: VppClient, name: str | None, socket_path: str | None) -> vppview.VppPort | None:
+def _find(vpp: Vpp, name: str | None, socket_path: str | None) -> VppPort | None:
     if name is not None:
-        details = vppview.interface_named(client, name)
-        if details is None:
-            return None
-        index = int(details.sw_if_index)
-        vhost = client.dump("sw_interface_vhost_user_dump", sw_if_index=index)
-        return vppview.port_from(details, vhost[0]) if vhost else None
-    vhosts: list[Any] = client.dump("sw_interface_vhost_user_dump", sw_if_index=ANY_INDEX)
-    match = next((v for v in vhosts if v.sock_filename == socket_path), None)
-    if match is None:
-        return None
-    index = int(match.sw_if_index)
-    details = vppview.interface_at(client, index)
-    return vppview.port_from(details, match) if details is not None else None
+        details = vpp.interface_named(name)
+        return vpp.vhost_port(details.sw_if_index) if details is not None else None
+    return vpp.vhost_port_at(socket_path or "")

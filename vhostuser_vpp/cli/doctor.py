@@ -16,21 +16,14 @@ import stat
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from vhostuser_vpp.backends.vpp import (
-    ANY_INDEX,
-    BRIDGE_DOMAIN_ADD_DEL_VARIANTS,
-    COMMON_MESSAGES,
-    CREATE_VARIANTS,
-    GATEWAY_TAG_PREFIX,
-    MESSAGES_BY_MODE,
-)
+from vhostuser_vpp import tags
 from vhostuser_vpp.cli import output, vppview
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppError, VppUnavailable
+from vhostuser_vpp.vpp.ops import LOOPBACK_NAME_PREFIX, Vpp
 
 COLUMNS = (("result", "RESULT"), ("check", "CHECK"), ("detail", "DETAIL"), ("fix", "FIX"))
 # Per wiring mode: messages of which VPP must offer at least one (the newer is preferred).
-_VARIANTS_BY_MODE: dict[str, tuple[tuple[str, ...], ...]] = {"l2": (BRIDGE_DOMAIN_ADD_DEL_VARIANTS,)}
 _MESSAGES_FIX = "load VPP's vhost-user plugin and use VPP 22.10 to 26.06, whose messages this plugin speaks"
 
 
@@ -90,7 +83,7 @@ def vpp_checks(args: argparse.Namespace) -> list[Check]:
         return [*checks, Check("VPP connection", False, str(err), fix)]
     try:
         checks.append(Check("VPP connection", True, "connected"))
-        checks.extend(_with_vpp(client, args))
+        checks.extend(_with_vpp(Vpp(client), args))
     except VppError as err:
         checks.append(Check("VPP answers", False, str(err), "look at VPP's log; is it overloaded?"))
     finally:
@@ -98,69 +91,62 @@ def vpp_checks(args: argparse.Namespace) -> list[Check]:
     return checks
 
 
-def _with_vpp(client: VppClient, args: argparse.Namespace) -> Iterable[Check]:
-    yield Check("VPP version", True, str(client.call("show_version").version))
-    yield _messages(client, "API messages (all modes)", COMMON_MESSAGES, (CREATE_VARIANTS,))
-    for mode, needed in MESSAGES_BY_MODE.items():
-        variants = _VARIANTS_BY_MODE.get(mode, ())
-        if needed or variants:
-            yield _messages(client, f"API messages ({mode} mode)", needed, variants)
-    yield _unnumbered_source(client, args.unnumbered_to)
-    yield _gateway_loopbacks(client)
+def _with_vpp(vpp: Vpp, args: argparse.Namespace) -> Iterable[Check]:
+    yield Check("VPP version", True, vpp.version())
+    # Each mode as ADD checks it (`Vpp.missing_for`), the gateway loopback's messages with l3.
+    yield _messages("API messages (all modes)", vpp.missing_for("none"))
+    yield _messages("API messages (l3 mode)", vpp.missing_for("l3", create_loopback=True))
+    yield _messages("API messages (l2 mode)", vpp.missing_for("l2"))
+    yield _unnumbered_source(vpp, args.unnumbered_to)
+    yield _gateway_loopbacks(vpp)
     if args.bridge_domain is not None:
-        yield _bridge_domain(client, args.bridge_domain)
+        yield _bridge_domain(vpp, args.bridge_domain)
 
 
-def _messages(
-    client: VppClient, name: str, needed: Iterable[str], variants: Iterable[tuple[str, ...]]
-) -> Check:
-    missing = [client.why_missing(m) for m in needed if not client.offers(m)]
-    for choice in variants:
-        if not any(client.offers(m) for m in choice):
-            missing.append(" or ".join(client.why_missing(m) for m in choice))
+def _messages(name: str, missing: list[str]) -> Check:
     if missing:
         return Check(name, False, f"missing: {', '.join(missing)}", _MESSAGES_FIX)
     return Check(name, True, "all offered with matching CRCs")
 
 
-def _unnumbered_source(client: VppClient, name: str) -> Check:
+def _unnumbered_source(vpp: Vpp, name: str) -> Check:
     check = f"interface {name}"
-    found = vppview.interface_named(client, name)
+    found = vpp.interface_named(name)
     fix = (
         f"create it with the pods' gateway address (vppctl: create loopback interface; set interface"
         f" ip address {name} GATEWAY/LEN; set interface state {name} up), or set vhost.create_loopback"
     )
     if found is None:
         return Check(check, False, f"VPP has no interface {name}", fix)
-    addresses = vppview.interface_addresses(client, int(found.sw_if_index))
+    addresses = vpp.addresses(found.sw_if_index)
     if not addresses:
         return Check(check, False, f"{name} has no IPv4 address", fix)
-    return Check(check, True, f"{name} (sw_if_index {int(found.sw_if_index)}) has {' '.join(addresses)}")
+    return Check(check, True, f"{name} (sw_if_index {found.sw_if_index}) has {' '.join(addresses)}")
 
 
-def _gateway_loopbacks(client: VppClient) -> Check:
+def _gateway_loopbacks(vpp: Vpp) -> Check:
     """Loopbacks the plugin made for `create_loopback` (tagged `cni-gw:<name>`) must hold
     their gateway address: one without is what a plugin killed while making it leaves."""
     check = "gateway loopbacks"
-    loops = client.dump(
-        "sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=True, name_filter="loop"
-    )
-    ours = [d for d in loops if str(d.tag).startswith(GATEWAY_TAG_PREFIX)]
-    bare = [d.interface_name for d in ours if not vppview.interface_addresses(client, int(d.sw_if_index))]
+    ours = [
+        i
+        for i in vpp.interfaces_named_like(LOOPBACK_NAME_PREFIX)
+        if i.tag.startswith(tags.GATEWAY_TAG_PREFIX)
+    ]
+    bare = [i.name for i in ours if not vpp.addresses(i.sw_if_index)]
     if bare:
         fix = "the next ADD for that name makes it again; or: vppctl delete loopback interface intfc NAME"
         return Check(check, False, f"without an address: {', '.join(bare)}", fix)
     return Check(check, True, f"{len(ours)} made by the plugin, each with its address")
 
 
-def _bridge_domain(client: VppClient, bd_id: int) -> Check:
+def _bridge_domain(vpp: Vpp, bd_id: int) -> Check:
     check = f"bridge domain {bd_id}"
-    found = client.dump("bridge_domain_dump", bd_id=bd_id, sw_if_index=ANY_INDEX)
-    if not found:
+    bd = vpp.bridge_domain(bd_id)
+    if bd is None:
         fix = f"the first L2 ADD creates it; to have it now: vppctl create bridge-domain {bd_id}"
         return Check(check, False, "VPP has no such bridge domain", fix)
-    bd = found[0]
-    return Check(check, True, f"tag {str(bd.bd_tag) or '-'}, {int(bd.n_sw_ifs)} member(s)")
+    return Check(check, True, f"tag {bd.tag or '-'}, {len(bd.members)} member(s)")
 
 
 # -- the node ----------------------------------------------------------------------------------

@@ -27,21 +27,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from vhostuser_vpp.backends.vpp import (
-    ANY_INDEX,
-    BRIDGE_DOMAIN_ADD_DEL_VARIANTS,
-    BRIDGE_DOMAIN_TAG,
-    ERR_BD_IN_USE,
-    ERR_NO_SUCH_ENTRY,
-    NEIGHBOR_STATIC,
-    remove_pod_route,
-)
+from vhostuser_vpp import tags
 from vhostuser_vpp.cli import output, vppview
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock
 from vhostuser_vpp.store.records import PHASE_READY
-from vhostuser_vpp.vpp.client import VppClient
-from vhostuser_vpp.vpp.errors import VppApiError, VppError
+from vhostuser_vpp.vpp.errors import VppError
+from vhostuser_vpp.vpp.ops import BridgeDomain, HostRoute, Neighbour, Vpp, VppPort
 
 ORPHAN_PORT = "delete orphan port"
 STALE_RECORD = "remove stale record"
@@ -58,21 +50,14 @@ class Skipped(Exception):
 
 
 @dataclass(frozen=True)
-class BridgeDomain:
-    bd_id: int
-    tag: str
-    members: frozenset[int]
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """One look at the node: everything the plan is made from."""
 
     cni_dir: str
     rows: list[vppview.PortRow]
-    routes: list[vppview.HostRoute]
+    routes: list[HostRoute]
     interfaces: dict[int, str]
-    neighbours: dict[int, list[vppview.Neighbour]]  # of each orphan port
+    neighbours: dict[int, list[Neighbour]]  # of each orphan port
     bridge_domains: list[BridgeDomain]
 
 
@@ -82,7 +67,7 @@ class Action:
     target: str
     details: dict[str, Any]
     # What an orphan-port or stale-record action removes, as it was seen when planning.
-    subject: vppview.VppPort | vppview.LocalRecord | None = None
+    subject: VppPort | vppview.LocalRecord | None = None
     result: str = PLANNED
 
     def to_json(self) -> dict[str, Any]:
@@ -111,11 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def body(client: VppClient) -> int:
-        plan = make_plan(look(client, args.cni_dir), args.network, args.force)
+    def body(vpp: Vpp) -> int:
+        plan = make_plan(look(vpp, args.cni_dir), args.network, args.force)
         if not args.dry_run:
             for action in plan.actions:
-                _carry_out(client, action, args)
+                _carry_out(vpp, action, args)
         _print(plan, args)
         if args.dry_run:
             return output.EXIT_PROBLEMS if plan.actions else output.EXIT_OK
@@ -128,24 +113,16 @@ def run(args: argparse.Namespace) -> int:
 # -- looking and planning ----------------------------------------------------------------------
 
 
-def look(client: VppClient, cni_dir: str) -> Snapshot:
-    rows = vppview.build_view(client, cni_dir)
+def look(vpp: Vpp, cni_dir: str) -> Snapshot:
+    rows = vppview.build_view(vpp, cni_dir)
     orphans = [r.port for r in rows if r.status == vppview.STATUS_ORPHAN and r.port]
-    domains = client.dump("bridge_domain_dump", bd_id=ANY_INDEX, sw_if_index=ANY_INDEX)
     return Snapshot(
         cni_dir=cni_dir,
         rows=rows,
-        routes=vppview.fetch_host_routes(client),
-        interfaces=vppview.interface_indexes(client),
-        neighbours={p.sw_if_index: vppview.fetch_neighbours(client, p.sw_if_index) for p in orphans},
-        bridge_domains=[
-            BridgeDomain(
-                bd_id=int(d.bd_id),
-                tag=str(d.bd_tag),
-                members=frozenset(int(m.sw_if_index) for m in d.sw_if_details),
-            )
-            for d in domains
-        ],
+        routes=vpp.host_routes(),
+        interfaces=vpp.interface_names(),
+        neighbours={p.sw_if_index: vpp.neighbours(p.sw_if_index) for p in orphans},
+        bridge_domains=vpp.bridge_domains(),
     )
 
 
@@ -176,7 +153,7 @@ def make_plan(snap: Snapshot, network: str | None, force: bool = False) -> Plan:
     _plan_routes(plan, snap, records, orphan_indexes)
     if network is None:
         for bd in snap.bridge_domains:
-            if bd.tag == BRIDGE_DOMAIN_TAG and bd.members <= orphan_indexes:
+            if bd.tag == tags.BRIDGE_DOMAIN_TAG and bd.members <= orphan_indexes:
                 plan.actions.append(
                     Action(
                         EMPTY_BRIDGE_DOMAIN,
@@ -187,7 +164,7 @@ def make_plan(snap: Snapshot, network: str | None, force: bool = False) -> Plan:
     return plan
 
 
-def _orphan_action(port: vppview.VppPort, snap: Snapshot) -> Action:
+def _orphan_action(port: VppPort, snap: Snapshot) -> Action:
     index = port.sw_if_index
     attachment = orphan_attachment(snap.cni_dir, port)
     details = {
@@ -246,7 +223,7 @@ def _plan_routes(
     ours = {
         r.port.sw_if_index: r.port.name
         for r in snap.rows
-        if r.port is not None and r.port.tag.startswith(vppview.OWNER_TAG_PREFIX)
+        if r.port is not None and r.port.tag.startswith(tags.OWNER_TAG_PREFIX)
     }
     for route in snap.routes:
         ip, index = route.ip, route.sw_if_index
@@ -276,17 +253,17 @@ def _plan_routes(
 # -- carrying out ------------------------------------------------------------------------------
 
 
-def _carry_out(client: VppClient, action: Action, args: argparse.Namespace) -> None:
+def _carry_out(vpp: Vpp, action: Action, args: argparse.Namespace) -> None:
     try:
-        if isinstance(action.subject, vppview.VppPort):
+        if isinstance(action.subject, VppPort):
             routes = action.details["routes"]
-            _delete_orphan(client, action.subject, routes, args.cni_dir, args.timeout)
+            _delete_orphan(vpp, action.subject, routes, args.cni_dir, args.timeout)
         elif isinstance(action.subject, vppview.LocalRecord):
-            _remove_record(client, action.subject, args.cni_dir, args.timeout)
+            _remove_record(vpp, action.subject, args.cni_dir, args.timeout)
         elif action.kind == STALE_ROUTE:
-            _delete_route(client, action)
+            _delete_route(vpp, action)
         else:
-            _delete_bridge_domain(client, action)
+            _delete_bridge_domain(vpp, action)
         action.result = DONE
     except Skipped as why:
         action.result = f"skipped: {why}"
@@ -294,29 +271,27 @@ def _carry_out(client: VppClient, action: Action, args: argparse.Namespace) -> N
         action.result = f"failed: {err}"
 
 
-def _delete_orphan(
-    client: VppClient, planned: vppview.VppPort, routes: list[str], cni_dir: str, timeout: float
-) -> None:
+def _delete_orphan(vpp: Vpp, planned: VppPort, routes: list[str], cni_dir: str, timeout: float) -> None:
     """The port, then its attachment's leftover files (ip4.conf) when its socket lies where
     the plugin puts pods' sockets; under that container's lock, so no ADD is raced."""
     attachment = orphan_attachment(cni_dir, planned)
     if attachment is None:
-        _delete_port(client, planned, routes)
+        _delete_port(vpp, planned, routes)
         return
     with container_lock(cni_dir, attachment.container_id, timeout) as lock:
         with attachment.open_dir(create=False) as dir_fd:
             if attachment.read_record() is not None:
                 raise Skipped("a record for it appeared")
-            _delete_port(client, planned, routes)
+            _delete_port(vpp, planned, routes)
             attachment.remove_files(dir_fd)
         attachment.remove_dir_if_empty()
         if not attachment.exists():
             lock.remove()
 
 
-def orphan_attachment(cni_dir: str, port: vppview.VppPort) -> Attachment | None:
+def orphan_attachment(cni_dir: str, port: VppPort) -> Attachment | None:
     """The attachment an orphan port was made for, read from its socket path and tag."""
-    owner = vppview.parse_owner_tag(port.tag)
+    owner = tags.parse_owner_tag(port.tag)
     if owner is None or not owner[1]:
         return None
     container_id = os.path.basename(os.path.dirname(port.socket_path))
@@ -326,28 +301,22 @@ def orphan_attachment(cni_dir: str, port: vppview.VppPort) -> Attachment | None:
     return attachment
 
 
-def _delete_port(client: VppClient, planned: vppview.VppPort, routes: list[str]) -> None:
+def _delete_port(vpp: Vpp, planned: VppPort, routes: list[str]) -> None:
+    """Everything VPP has on the orphan (its neighbours, the /32s through it), then the port:
+    no record says what it was wired for, so what VPP shows is what goes."""
     index = planned.sw_if_index
-    details = vppview.interface_at(client, index)
-    vhost = client.dump("sw_interface_vhost_user_dump", sw_if_index=index)
-    now = (str(details.tag), str(vhost[0].sock_filename)) if details is not None and vhost else None
-    if now != (planned.tag, planned.socket_path):
+    now = vpp.vhost_port(index)
+    if now is None or (now.tag, now.socket_path) != (planned.tag, planned.socket_path):
         raise Skipped(f"sw_if_index {index} is no longer this port")
-    client.call("sw_interface_set_flags", sw_if_index=index, flags=0)
-    for neighbour in vppview.fetch_neighbours(client, index):
-        neighbor = {
-            "sw_if_index": index,
-            "flags": NEIGHBOR_STATIC if neighbour.static else 0,
-            "mac_address": neighbour.mac,
-            "ip_address": neighbour.ip,
-        }
-        _tolerate(client, "ip_neighbor_add_del", is_add=False, neighbor=neighbor)
+    vpp.set_admin_up(index, False)
+    for neighbour in vpp.neighbours(index):
+        vpp.delete_neighbour(index, neighbour.ip, neighbour.mac, static=neighbour.static)
     for prefix in routes:
-        remove_pod_route(client, prefix.removesuffix("/32"), index, None)
-    client.call("delete_vhost_user_if", sw_if_index=index)
+        vpp.remove_pod_route(prefix.removesuffix("/32"), index, None)
+    vpp.delete_vhost_port(index)
 
 
-def _remove_record(client: VppClient, local: vppview.LocalRecord, cni_dir: str, timeout: float) -> None:
+def _remove_record(vpp: Vpp, local: vppview.LocalRecord, cni_dir: str, timeout: float) -> None:
     attachment = Attachment(cni_dir, local.container_id, local.ifname)
     with container_lock(cni_dir, local.container_id, timeout) as lock:
         with attachment.open_dir(create=False) as dir_fd:
@@ -356,8 +325,7 @@ def _remove_record(client: VppClient, local: vppview.LocalRecord, cni_dir: str, 
                 raise Skipped("already gone")
             if now != local.record:
                 raise Skipped("the record changed since the scan")
-            vhosts = client.dump("sw_interface_vhost_user_dump", sw_if_index=ANY_INDEX)
-            if any(v.sock_filename == local.socket_path for v in vhosts):
+            if vpp.vhost_port_at(local.socket_path) is not None:
                 raise Skipped("VPP has a port on its socket now")
             attachment.remove_files(dir_fd)
         attachment.remove_dir_if_empty()
@@ -365,32 +333,17 @@ def _remove_record(client: VppClient, local: vppview.LocalRecord, cni_dir: str, 
             lock.remove()
 
 
-def _delete_route(client: VppClient, action: Action) -> None:
+def _delete_route(vpp: Vpp, action: Action) -> None:
     ip, index = action.target.removesuffix("/32"), int(action.details["sw_if_index"])
-    if vppview.HostRoute(ip, index) not in vppview.fetch_host_routes(client):
+    if HostRoute(ip, index) not in vpp.host_routes():
         raise Skipped("the route changed since the scan")
-    if not remove_pod_route(client, ip, None, index):
+    if not vpp.remove_pod_route(ip, None, index):
         raise Skipped(f"sw_if_index {index} is wired for {ip} now")
 
 
-def _delete_bridge_domain(client: VppClient, action: Action) -> None:
-    bd_id = int(action.details["bd_id"])
-    message = next((m for m in BRIDGE_DOMAIN_ADD_DEL_VARIANTS if client.offers(m)), "bridge_domain_add_del")
-    try:
-        client.call(message, bd_id=bd_id, is_add=False)
-    except VppApiError as err:
-        if err.retval != ERR_BD_IN_USE:
-            raise
-        raise Skipped("it has members again") from err
-
-
-def _tolerate(client: VppClient, message: str, **fields: Any) -> None:
-    """Removal that may find its target gone already (VPP answers "no such entry")."""
-    try:
-        client.call(message, **fields)
-    except VppApiError as err:
-        if err.retval != ERR_NO_SUCH_ENTRY:
-            raise
+def _delete_bridge_domain(vpp: Vpp, action: Action) -> None:
+    if not vpp.delete_bridge_domain(int(action.details["bd_id"])):
+        raise Skipped("it has members again")
 
 
 # -- printing ----------------------------------------------------------------------------------

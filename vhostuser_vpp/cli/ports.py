@@ -11,8 +11,8 @@ import argparse
 from typing import Any
 
 from vhostuser_vpp.cli import output, vppview
-from vhostuser_vpp.store.attachment import CONTAINER_ID_PREFIX_LEN
-from vhostuser_vpp.vpp.client import VppClient
+from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
+from vhostuser_vpp.vpp.ops import Vpp, VppPort
 
 COLUMNS = (
     ("container", "CONTAINER"),
@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def body(client: VppClient) -> int:
-        rows = vppview.owned_rows(vppview.build_view(client, args.cni_dir), args.all)
+    def body(vpp: Vpp) -> int:
+        rows = vppview.owned_rows(vppview.build_view(vpp, args.cni_dir), args.all)
         if output.wants_json(args):
             output.print_json({"ports": [row.summary() for row in rows]})
         else:
@@ -60,7 +60,7 @@ def table_row(row: vppview.PortRow) -> dict[str, Any]:
     return summary
 
 
-def frontend_text(port: vppview.VppPort) -> str:
+def frontend_text(port: VppPort) -> str:
     if port.frontend_connected:
         return f"connected, {port.num_regions} memory region(s)"
     if port.sock_errno:

@@ -15,10 +15,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from vhostuser_vpp.backends.vpp import ANY_INDEX
 from vhostuser_vpp.cli import output, ports, vppview
-from vhostuser_vpp.store.attachment import CONTAINER_ID_PREFIX_LEN
-from vhostuser_vpp.vpp.client import VppClient
+from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
+from vhostuser_vpp.vpp.ops import ANY_INDEX, Vpp, VppPort
 
 CANDIDATE_COLUMNS = (
     ("container_id", "CONTAINER"),
@@ -40,12 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def body(client: VppClient) -> int:
-        matches = find(vppview.build_view(client, args.cni_dir), args.target)
+    def body(vpp: Vpp) -> int:
+        matches = find(vppview.build_view(vpp, args.cni_dir), args.target)
         if len(matches) != 1:
             return _no_single_match(args, matches)
         row = matches[0]
-        details = describe(client, row)
+        details = describe(vpp, row)
         if output.wants_json(args):
             output.print_json(details)
         else:
@@ -84,19 +83,19 @@ def _no_single_match(args: argparse.Namespace, matches: list[vppview.PortRow]) -
     return output.EXIT_PROBLEMS
 
 
-def describe(client: VppClient, row: vppview.PortRow) -> dict[str, Any]:
+def describe(vpp: Vpp, row: vppview.PortRow) -> dict[str, Any]:
     local, port = row.local, row.port
-    names = vppview.interface_indexes(client)
+    names = vpp.interface_names()
     pod_ip = local.record.ip_addr if local else ""
     index = port.sw_if_index if port else None
     routes = [
         {"prefix": f"{r.ip}/32", "sw_if_index": r.sw_if_index, "interface": names.get(r.sw_if_index)}
-        for r in vppview.fetch_host_routes(client)
+        for r in vpp.host_routes()
         if (pod_ip and r.ip == pod_ip) or r.sw_if_index == index
     ]
     neighbours = [
         {"ip": n.ip, "mac": n.mac, "sw_if_index": n.sw_if_index, "static": n.static}
-        for n in vppview.fetch_neighbours(client, index if index is not None else ANY_INDEX)
+        for n in vpp.neighbours(index if index is not None else ANY_INDEX)
         if index is not None or n.ip == pod_ip
     ]
     return {
@@ -124,7 +123,7 @@ def _files(row: vppview.PortRow) -> list[dict[str, Any]]:
     return [{"path": path, "present": os.path.lexists(path)} for path in paths]
 
 
-def _interface(port: vppview.VppPort) -> dict[str, Any]:
+def _interface(port: VppPort) -> dict[str, Any]:
     return {
         "name": port.name,
         "sw_if_index": port.sw_if_index,
@@ -136,7 +135,7 @@ def _interface(port: vppview.VppPort) -> dict[str, Any]:
     }
 
 
-def _vhost_user(port: vppview.VppPort) -> dict[str, Any]:
+def _vhost_user(port: VppPort) -> dict[str, Any]:
     return {
         "socket": port.socket_path,
         "is_server": port.is_server,

@@ -23,21 +23,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from vhostuser_vpp.backends.vpp import ADMIN_UP, ANY_INDEX, VHOST_NAME_PREFIX
 from vhostuser_vpp.cli import output
-from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR, TAG_PREFIX, ownership_tag
+from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 from vhostuser_vpp.store.attachment import Attachment
 from vhostuser_vpp.store.records import PHASE_PENDING, PortRecord
 from vhostuser_vpp.store.scan import iter_records
+from vhostuser_vpp.tags import MANUAL_TAG_PREFIX, ownership_tag, parse_owner_tag
 from vhostuser_vpp.vpp.api_files import API_JSON_DIR
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppError, VppUnavailable
+from vhostuser_vpp.vpp.ops import Vpp, VppPort
 
-OWNER_TAG_PREFIX = f"{TAG_PREFIX}:"
-# Ports made by `vhostuser-vpp create`: outside any pod, and out of gc's reach.
-MANUAL_TAG_PREFIX = "cni-manual:"
-LINK_UP = 2
-PATH_TYPE_NORMAL = 0
 DEFAULT_TIMEOUT_S = 5.0
 
 STATUS_OK = "ok"
@@ -84,156 +80,27 @@ def _positive_seconds(text: str) -> float:
 
 
 @contextlib.contextmanager
-def vpp_session(args: argparse.Namespace) -> Iterator[VppClient]:
+def vpp_session(args: argparse.Namespace) -> Iterator[Vpp]:
     client = VppClient(args.api_socket, args.timeout, args.timeout)
     client.connect()
     try:
-        yield client
+        yield Vpp(client)
     finally:
         client.close()
 
 
-def run_with_vpp(command: str, args: argparse.Namespace, body: Callable[[VppClient], int]) -> int:
+def run_with_vpp(command: str, args: argparse.Namespace, body: Callable[[Vpp], int]) -> int:
     """Runs `body` connected to VPP; an unreachable VPP is exit 3, a refusal or an
     unreadable cniDir (not root?) exit 1."""
     try:
-        with vpp_session(args) as client:
-            return body(client)
+        with vpp_session(args) as vpp:
+            return body(vpp)
     except VppUnavailable as err:
         output.error(command, str(err))
         return output.EXIT_VPP_UNREACHABLE
     except (VppError, OSError) as err:
         output.error(command, str(err))
         return output.EXIT_PROBLEMS
-
-
-# -- VPP's side --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VppPort:
-    """A vhost-user interface as VPP reports it (sw_interface + vhost-user details)."""
-
-    sw_if_index: int
-    name: str
-    tag: str
-    mac: str
-    admin_up: bool
-    link_up: bool
-    link_mtu: int
-    socket_path: str
-    is_server: bool
-    num_regions: int
-    sock_errno: int
-    virtio_net_hdr_sz: int
-    features_first_32: int
-    features_last_32: int
-
-    @property
-    def frontend_connected(self) -> bool:
-        # A frontend that finished negotiating has sent its memory table.
-        return self.num_regions > 0
-
-
-@dataclass(frozen=True)
-class HostRoute:
-    """An IPv4 /32 in table 0 with one path through an interface: the shape of a pod's route."""
-
-    ip: str
-    sw_if_index: int
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    ip: str
-    mac: str
-    sw_if_index: int
-    static: bool
-
-
-def fetch_ports(client: VppClient) -> list[VppPort]:
-    interfaces = client.dump(
-        "sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=True, name_filter=VHOST_NAME_PREFIX
-    )
-    vhosts = {
-        int(v.sw_if_index): v for v in client.dump("sw_interface_vhost_user_dump", sw_if_index=ANY_INDEX)
-    }
-    return [port_from(d, vhosts[int(d.sw_if_index)]) for d in interfaces if int(d.sw_if_index) in vhosts]
-
-
-def port_from(details: Any, vhost: Any) -> VppPort:
-    flags = int(details.flags)
-    return VppPort(
-        sw_if_index=int(details.sw_if_index),
-        name=str(details.interface_name),
-        tag=str(details.tag),
-        mac=str(details.l2_address),
-        admin_up=bool(flags & ADMIN_UP),
-        link_up=bool(flags & LINK_UP),
-        link_mtu=int(details.link_mtu),
-        socket_path=str(vhost.sock_filename),
-        is_server=bool(vhost.is_server),
-        num_regions=int(vhost.num_regions),
-        sock_errno=int(vhost.sock_errno),
-        virtio_net_hdr_sz=int(vhost.virtio_net_hdr_sz),
-        features_first_32=int(vhost.features_first_32),
-        features_last_32=int(vhost.features_last_32),
-    )
-
-
-def interface_indexes(client: VppClient) -> dict[int, str]:
-    """Every interface VPP has, index -> name: what tells a route's path points nowhere."""
-    found = client.dump("sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=False, name_filter="")
-    return {int(d.sw_if_index): str(d.interface_name) for d in found}
-
-
-def interface_at(client: VppClient, index: int) -> Any:
-    """The sw_interface_details at `index`, or None."""
-    found = client.dump("sw_interface_dump", sw_if_index=index, name_filter_valid=False, name_filter="")
-    return next((d for d in found if int(d.sw_if_index) == index), None)
-
-
-def interface_named(client: VppClient, name: str) -> Any:
-    """The sw_interface_details of exactly `name` (VPP's name filter is a substring match)."""
-    found = client.dump("sw_interface_dump", sw_if_index=ANY_INDEX, name_filter_valid=True, name_filter=name)
-    return next((d for d in found if d.interface_name == name), None)
-
-
-def fetch_host_routes(client: VppClient) -> list[HostRoute]:
-    return [HostRoute(ip, index) for ip, index in _single_path_host_routes(client, PATH_TYPE_NORMAL)]
-
-
-def interface_addresses(client: VppClient, sw_if_index: int) -> list[str]:
-    """The interface's IPv4 addresses with their prefix lengths."""
-    return [str(a.prefix) for a in client.dump("ip_address_dump", sw_if_index=sw_if_index, is_ipv6=False)]
-
-
-def _single_path_host_routes(client: VppClient, path_type: int) -> list[tuple[str, int]]:
-    routes = client.dump("ip_route_dump", table={"table_id": 0, "is_ip6": False, "name": ""})
-    found = []
-    for details in routes:
-        route = details.route
-        paths = list(route.paths)[: int(route.n_paths)]
-        if route.prefix.prefixlen != 32 or len(paths) != 1:
-            continue
-        path = paths[0]
-        if int(path.type) != path_type or int(path.sw_if_index) == ANY_INDEX:
-            continue
-        found.append((str(route.prefix.network_address), int(path.sw_if_index)))
-    return found
-
-
-def fetch_neighbours(client: VppClient, sw_if_index: int = ANY_INDEX) -> list[Neighbour]:
-    found = client.dump("ip_neighbor_dump", sw_if_index=sw_if_index, af=0)
-    return [
-        Neighbour(
-            ip=str(n.neighbor.ip_address),
-            mac=str(n.neighbor.mac_address),
-            sw_if_index=int(n.neighbor.sw_if_index),
-            static=bool(int(n.neighbor.flags) & 1),
-        )
-        for n in found
-    ]
 
 
 # -- the node's side ---------------------------------------------------------------------------
@@ -255,14 +122,6 @@ class LocalRecord:
     @property
     def owner_tag(self) -> str:
         return self.record.tag or ownership_tag(self.container_id, self.ifname)
-
-
-def parse_owner_tag(tag: str) -> tuple[str, str] | None:
-    """(cid12, ifname) from `cni:<cid12>:<ifname>`, or None for any other tag."""
-    if not tag.startswith(OWNER_TAG_PREFIX):
-        return None
-    cid12, sep, ifname = tag[len(OWNER_TAG_PREFIX) :].partition(":")
-    return (cid12, ifname) if sep else (cid12, "")
 
 
 def load_records(cni_dir: str) -> list[LocalRecord]:
@@ -379,11 +238,11 @@ def owned_rows(rows: Iterable[PortRow], include_all: bool) -> list[PortRow]:
     return [r for r in rows if include_all or r.status not in (STATUS_MANUAL, STATUS_UNMANAGED)]
 
 
-def build_view(client: VppClient, cni_dir: str) -> list[PortRow]:
+def build_view(vpp: Vpp, cni_dir: str) -> list[PortRow]:
     # VPP first: ADD writes its pending record before it creates the port, so a port seen
     # here has its record on disk by the time the records are read, and no running ADD's
     # port is mistaken for an orphan.
-    ports = fetch_ports(client)
+    ports = vpp.vhost_ports()
     return join(load_records(cni_dir), ports)
 
 

@@ -19,7 +19,6 @@ from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, Port
 from vhostuser_vpp.cni.env import CmdArgs
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.cni.results import Interface, IPConfig, Result
-from vhostuser_vpp.defaults import ownership_tag
 from vhostuser_vpp.plugin import backend_choice, errors
 from vhostuser_vpp.plugin.backend_choice import BACKEND_TOOL
 from vhostuser_vpp.plugin.context import Invocation, check_socket_path, prepare
@@ -35,6 +34,7 @@ from vhostuser_vpp.store.records import (
     network_identity,
     socket_access,
 )
+from vhostuser_vpp.tags import ownership_tag
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def _add_with_backend(
             dns=ipam_result.dns,
         )
         record = record._replace(
-            phase=PHASE_READY, port={**port.handle, **wired}, result=result.to_json(RECORDED_RESULT_VERSION)
+            phase=PHASE_READY, port=wired, result=result.to_json(RECORDED_RESULT_VERSION)
         )
         attachment.write_record(dir_fd, record)
         undo.pop_all()

@@ -52,6 +52,7 @@ def open_recorded(inv: Invocation, record: PortRecord) -> PortBackend:
 
 def open_vpp(inv: Invocation, mode: str) -> PortBackend:
     from vhostuser_vpp.backends.vpp import VppBackend, VppOptions
+    from vhostuser_vpp.vpp.ops import VhostOptions
 
     vhost = inv.conf.vhost
     inv.policy.check_api_socket(vhost.api_socket)
@@ -63,12 +64,7 @@ def open_vpp(inv: Invocation, mode: str) -> PortBackend:
         unnumbered_to=vhost.unnumbered_to,
         create_loopback=vhost.create_loopback,
         bridge_domain=vhost.bridge_domain,
-        enable_gso=vhost.enable_gso,
-        enable_packed=vhost.enable_packed,
-        enable_event_idx=vhost.enable_event_idx,
-        disable_mrg_rxbuf=vhost.disable_mrg_rxbuf,
-        disable_indirect_desc=vhost.disable_indirect_desc,
-        port_mac=vhost.port_mac,
+        vhost=VhostOptions(**{name: getattr(vhost, name) for name in VhostOptions._fields}),
         setup_lock=node_setup_lock_path(inv.conf.cni_dir),
     )
     backend = VppBackend(options)

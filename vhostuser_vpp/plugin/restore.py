@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vhostuser_vpp.backends.base import BackendError, PortSpec, Wiring
-from vhostuser_vpp.backends.vpp import VppBackend, VppOptions
+from vhostuser_vpp.backends.vpp import PortHandle, VppBackend, VppOptions
 from vhostuser_vpp.plugin.teardown import port_ref
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_lock_path
@@ -95,7 +95,7 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
                 raise
         finally:
             backend.close()
-        record = record._replace(vhostname=port.name, port={**port.handle, **wired})
+        record = record._replace(vhostname=port.name, port=wired)
         attachment.write_record(dir_fd, record)
     log.info("restored %s at %s", port.name, record.socket_path)
     return Outcome(attachment.container_id, attachment.ifname, port.name, "restored")
@@ -111,24 +111,17 @@ def _give_socket_access(attachment: Attachment, dir_fd: int, access: Mapping[str
 
 
 def _options(record: PortRecord, vpp: VppAccess, setup_lock: str) -> VppOptions:
-    handle = record.port
-    settings = handle.get("settings", {})
-    bridge_domain = handle.get("bridge_domain")
+    # The same MAC as before, so the pod's gwMac in its ip4.conf stays true.
+    handle = PortHandle.from_json(record.port, port_mac=record.vhostmac or None)
     return VppOptions(
         api_socket=vpp.api_socket,
         connect_timeout=vpp.connect_timeout,
         call_timeout=vpp.call_timeout,
-        mode=str(handle.get("mode", "l3")),
-        unnumbered_to=str(handle.get("unnumbered_to", "loop0")),
-        create_loopback=bool(handle.get("create_loopback", False)),
-        bridge_domain=int(bridge_domain) if bridge_domain is not None else None,
-        enable_gso=bool(settings.get("enable_gso", False)),
-        enable_packed=bool(settings.get("enable_packed", False)),
-        enable_event_idx=bool(settings.get("enable_event_idx", False)),
-        disable_mrg_rxbuf=bool(settings.get("disable_mrg_rxbuf", False)),
-        disable_indirect_desc=bool(settings.get("disable_indirect_desc", False)),
-        # The same MAC as before, so the pod's gwMac in its ip4.conf stays true.
-        port_mac=record.vhostmac or None,
+        mode=handle.mode or "l3",
+        unnumbered_to=handle.unnumbered_to or "loop0",
+        create_loopback=handle.create_loopback,
+        bridge_domain=handle.bridge_domain,
+        vhost=handle.vhost,
         setup_lock=setup_lock,
     )
 

@@ -26,16 +26,15 @@ import stat
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from vhostuser_vpp.defaults import ownership_tag
 from vhostuser_vpp.store import atomic
 from vhostuser_vpp.store.records import UNCONFIRMED_SCHEMA, Ip4Conf, PortRecord
+from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN, ownership_tag
 
 log = logging.getLogger(__name__)
 
 # sizeof(sockaddr_un.sun_path) is 108 including the terminating NUL; VPP would
 # silently bind a longer path cut to 107 bytes, where no frontend finds it.
 SOCKET_PATH_MAX = 107
-CONTAINER_ID_PREFIX_LEN = 12
 STATE_DIR_NAME = ".state"
 RECORD_SUFFIX = ".json"
 

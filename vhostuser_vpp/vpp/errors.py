@@ -4,6 +4,7 @@
      +-- VppUnavailable       no socket, refused, no reply in time, connection lost
      +-- VppIncompatible      a needed message is missing or has another CRC
      +-- VppApiError          VPP answered with a non-zero retval
+     +-- SocketInUse          a vhost-user port exists on that socket already (-79)
 
 vpp_papi raises its own exceptions for transport faults and none for a
 non-zero retval; `client.VppClient` maps the former and checks the latter.
@@ -39,6 +40,13 @@ class VppApiError(VppError):
         self.retval = retval
         self.reply = reply
         super().__init__(f"{message} returned {retval} ({error_name(retval)})")
+
+
+class SocketInUse(VppError):
+    def __init__(self, socket_path: str, sw_if_index: int) -> None:
+        self.socket_path = socket_path
+        self.sw_if_index = sw_if_index
+        super().__init__(f"VPP already has a port on {socket_path} (sw_if_index {sw_if_index})")
 
 
 @functools.cache
