@@ -115,3 +115,12 @@ def test_restore_gives_the_new_socket_the_access_add_gave(vpp: VppNode) -> None:
         4321,
     )
     node.run("DEL", config, cid).assert_ok()
+
+
+def test_restore_of_a_vpp_that_does_not_answer_is_exit_3(vpp: VppNode) -> None:
+    node = vpp.node
+    node.run("ADD", node.vpp_config(), new_container_id()).assert_ok()
+    vpp.stop()
+    restored = _restore(vpp)
+    assert restored.returncode == 3, restored.stderr
+    assert "VPP" in restored.stderr and restored.stdout == ""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 # `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "version": ("vhostuser_vpp.cli.version", "print the version of the plugin and its CNI support"),
-    "sim": ("vhostuser_vpp.cli.sim", "run a VPP API emulator for tests and demos (no packets move)"),
+    "sim": ("vhostuser_vpp.sim.command", "run a VPP API emulator for tests and demos (no packets move)"),
     "ports": ("vhostuser_vpp.cli.ports", "list pod ports: the plugin's records joined with VPP's view"),
     "show": ("vhostuser_vpp.cli.show", "everything about one port: record, files, VPP state, route"),
     "gc": ("vhostuser_vpp.cli.gc", "remove ports, records, routes and bridge domains no pod owns"),

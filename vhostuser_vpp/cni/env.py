@@ -92,11 +92,6 @@ def validate_ifname(ifname: str) -> None:
         )
 
 
-def validate_network_name(name: str) -> None:
-    if not _ID_PATTERN.fullmatch(name):
-        raise CniError(CniCode.INVALID_CONFIG, "invalid characters in network name", repr(name))
-
-
 def parse_cni_args(raw: str) -> dict[str, str]:
     """CNI_ARGS "K1=V1;K2=V2", keeping every key: unknown ones (K8S_POD_NAME...) are
     simply never read, which is libcni's IgnoreUnknown without the ceremony."""

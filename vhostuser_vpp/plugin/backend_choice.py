@@ -9,6 +9,7 @@ choice, so an edited NAD cannot strand the ports it made.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from vhostuser_vpp.backends.base import BackendError, PortBackend
 from vhostuser_vpp.backends.tool import ToolBackend
@@ -17,6 +18,9 @@ from vhostuser_vpp.plugin import errors
 from vhostuser_vpp.plugin.context import Invocation
 from vhostuser_vpp.store.lock import node_setup_lock_path
 from vhostuser_vpp.store.records import PortRecord
+
+if TYPE_CHECKING:
+    from vhostuser_vpp.backends.vpp import VppBackend
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,36 @@ def open_vpp(inv: Invocation, mode: str) -> PortBackend:
     except BackendError as err:
         backend.close()
         raise errors.from_backend(err, "VPP binary API") from err
+    return backend
+
+
+def open_for_restore(
+    record: PortRecord, api_socket: str, connect_timeout: float, call_timeout: float, setup_lock: str
+) -> VppBackend:
+    """A connected binary-API backend that makes the recorded port again as ADD made it:
+    its options and wiring from the record's handle, the same MAC (so the pod's gwMac in its
+    ip4.conf stays true). `restore` has no network config; the API socket is the operator's."""
+    from vhostuser_vpp.backends.vpp import PortHandle, VppBackend, VppOptions
+
+    handle = PortHandle.from_json(record.port, port_mac=record.vhostmac or None)
+    backend = VppBackend(
+        VppOptions(
+            api_socket=api_socket,
+            connect_timeout=connect_timeout,
+            call_timeout=call_timeout,
+            mode=handle.mode or "l3",
+            unnumbered_to=handle.unnumbered_to or "loop0",
+            create_loopback=handle.create_loopback,
+            bridge_domain=handle.bridge_domain,
+            vhost=handle.vhost,
+            setup_lock=setup_lock,
+        )
+    )
+    try:
+        backend.connect()
+    except BackendError:
+        backend.close()
+        raise
     return backend
 
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vhostuser_vpp.backends.base import BackendError, PortSpec, Wiring
-from vhostuser_vpp.backends.vpp import PortHandle, VppBackend, VppOptions
+from vhostuser_vpp.backends.base import BackendError, BackendUnavailable, PortSpec, Wiring
+from vhostuser_vpp.plugin import backend_choice
 from vhostuser_vpp.plugin.teardown import port_ref
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_lock_path
@@ -48,6 +48,8 @@ class VppAccess:
 
 
 def restore_all(cni_dir: str, vpp: VppAccess) -> list[Outcome]:
+    """One outcome per record; `BackendUnavailable` when VPP does not answer, since then
+    no port can be restored and the caller should retry once VPP is up."""
     outcomes = []
     for found in iter_records(cni_dir):
         record = found.record
@@ -65,6 +67,8 @@ def restore_all(cni_dir: str, vpp: VppAccess) -> list[Outcome]:
         try:
             with container_lock(cni_dir, found.container_id, timeout_s=vpp.call_timeout):
                 outcomes.append(_restore_one(attachment, vpp))
+        except BackendUnavailable:
+            raise
         except (LockTimeout, StoreError, BackendError) as err:
             outcomes.append(Outcome(found.container_id, found.ifname, record.vhostname, "failed", str(err)))
     return outcomes
@@ -79,9 +83,14 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
             return Outcome(
                 attachment.container_id, attachment.ifname, record.vhostname, "skipped", UNCONFIRMED
             )
-        backend = VppBackend(_options(record, vpp, node_setup_lock_path(attachment.cni_dir)))
+        backend = backend_choice.open_for_restore(
+            record,
+            vpp.api_socket,
+            vpp.connect_timeout,
+            vpp.call_timeout,
+            node_setup_lock_path(attachment.cni_dir),
+        )
         try:
-            backend.connect()
             if backend.inspect(port_ref(record)) is not None:
                 return Outcome(attachment.container_id, attachment.ifname, record.vhostname, "ok")
             is_server = record.socket_mode == "server"
@@ -108,22 +117,6 @@ def _give_socket_access(attachment: Attachment, dir_fd: int, access: Mapping[str
     except ValueError as exc:
         raise StoreError("the record's socketAccess is unreadable", str(exc)) from exc
     attachment.set_socket_access(dir_fd, mode, ids)
-
-
-def _options(record: PortRecord, vpp: VppAccess, setup_lock: str) -> VppOptions:
-    # The same MAC as before, so the pod's gwMac in its ip4.conf stays true.
-    handle = PortHandle.from_json(record.port, port_mac=record.vhostmac or None)
-    return VppOptions(
-        api_socket=vpp.api_socket,
-        connect_timeout=vpp.connect_timeout,
-        call_timeout=vpp.call_timeout,
-        mode=handle.mode or "l3",
-        unnumbered_to=handle.unnumbered_to or "loop0",
-        create_loopback=handle.create_loopback,
-        bridge_domain=handle.bridge_domain,
-        vhost=handle.vhost,
-        setup_lock=setup_lock,
-    )
 
 
 def _gateway_cidr(record: PortRecord) -> str | None:

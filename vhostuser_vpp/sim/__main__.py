@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vhostuser_vpp.cli import sim
+from vhostuser_vpp.sim import command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vhostuser_vpp.sim", description="Run the VPP binary-API emulator."
     )
-    sim.add_arguments(parser)
-    return sim.run(parser.parse_args(argv))
+    command.add_arguments(parser)
+    return command.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from vpp_papi.vpp_papi import VPPApiJSONFiles
@@ -21,7 +20,6 @@ from vhostuser_vpp.vpp.api_files import api_json_paths
 # Every message starts with its u16 id; requests then carry client_index and context.
 MSG_ID = struct.Struct(">H")
 REQUEST_HEADER = struct.Struct(">HII")
-REPLY_HEADER = struct.Struct(">HI")
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,3 @@ def peek_context(body: bytes) -> int | None:
         return None
     _, _, context = REQUEST_HEADER.unpack_from(body)
     return int(context)
-
-
-def default_api_files() -> list[Path]:
-    return [Path(p) for p in api_json_paths()]

@@ -23,7 +23,6 @@ PATH_TYPE_NORMAL = 0
 PATH_TYPE_LOCAL = 1
 PATH_TYPE_DROP = 2
 NH_PROTO_IP4 = 0
-NH_PROTO_IP6 = 1
 LABEL_STACK_SIZE = 16
 
 # Higher priority first: the best source's paths are what a dump shows.

@@ -39,9 +39,6 @@ class IndexPool:
     def put(self, index: int) -> None:
         self._free.append(index)
 
-    def in_use(self, index: int) -> bool:
-        return index < self._next and index not in self._free
-
 
 class LowestFree:
     """A VPP bitmap allocator: always the lowest free number (loopback instances, bd index)."""

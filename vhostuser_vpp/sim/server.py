@@ -74,7 +74,6 @@ class Emulator:
         self._thread = threading.Thread(target=self._loop.run_forever, name="vpp-emulator", daemon=True)
         self._server: ApiServer | None = None
         self._dispatcher: Dispatcher | None = None
-        self._sockets: LoopVhostSockets | None = None
         self._running = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -118,7 +117,7 @@ class Emulator:
         server = ApiServer(self.socket_path, dispatcher.handle, self._client_closed)
         dispatcher.connections = server.connections
         await server.start()
-        self._sockets, self._dispatcher, self._server = sockets, dispatcher, server
+        self._dispatcher, self._server = dispatcher, server
         self._running = True
         log.info("emulated VPP %s listening on %s", self.version, self.socket_path)
 
@@ -131,7 +130,7 @@ class Emulator:
             await server.close()
         if dispatcher is not None:
             dispatcher.state.close_all_sockets(unlink=graceful)
-        self._server = self._dispatcher = self._sockets = None
+        self._server = self._dispatcher = None
 
     def _client_closed(self, conn: Connection) -> None:
         if self._dispatcher is not None:
@@ -186,14 +185,6 @@ class Emulator:
             return result
 
         result: T = self._submit(run())
-        return result
-
-    @property
-    def client_count(self) -> int:
-        async def count() -> int:
-            return len(self._server.connections) if self._server else 0
-
-        result: int = self._submit(count())
         return result
 
     def ports(self) -> list[PortView]:

@@ -156,7 +156,3 @@ class LoopVhostSockets:
             # VPP unlinks the full path: a socket bound under a cut (107-byte) name stays.
             with contextlib.suppress(OSError):
                 os.unlink(path)
-
-    def peer_count(self, sw_if_index: int) -> int:
-        port = self._ports.get(sw_if_index)
-        return len(port.peers) if port else 0

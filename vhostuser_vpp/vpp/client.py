@@ -81,13 +81,6 @@ class VppClient:
             return f"{message} (VPP has {theirs[0]}, we speak {message}_{ours.crc[2:]})"
         return f"{message} (not offered)"
 
-    def version(self) -> str:
-        try:
-            reply = self.call("show_version")
-        except (VppIncompatible, VppApiError):
-            return "unknown version"
-        return str(reply.version)
-
     def call(self, message: str, **fields: Any) -> Any:
         reply = self._send(message, fields)
         retval = getattr(reply, "retval", 0)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from vhostuser_vpp.tags import BRIDGE_DOMAIN_TAG
 from vhostuser_vpp.vpp.client import VppClient
-from vhostuser_vpp.vpp.errors import SocketInUse, VppApiError
+from vhostuser_vpp.vpp.errors import SocketInUse, VppApiError, VppIncompatible
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,14 @@ class VhostOptions(NamedTuple):
 
     @classmethod
     def from_recorded(cls, settings: Mapping[str, Any], port_mac: str | None) -> VhostOptions:
-        fields = {k: bool(settings.get(k, False)) for k in cls._fields if k != "port_mac"}
+        """A setting missing from the record, or of another type than its default, reads
+        as the default (records of older versions lack the newer options)."""
+        defaults = cls._field_defaults
+        fields = {
+            k: settings[k] if isinstance(settings.get(k), type(defaults[k])) else defaults[k]
+            for k in cls._fields
+            if k != "port_mac"
+        }
         return cls(**fields, port_mac=port_mac)
 
 
@@ -163,7 +170,11 @@ class Vpp:
     # -- what this VPP offers --------------------------------------------------------------------
 
     def version(self) -> str:
-        return self.client.version()
+        """For messages: "unknown version" where VPP will not say."""
+        try:
+            return str(self.client.call("show_version").version)
+        except (VppIncompatible, VppApiError):
+            return "unknown version"
 
     def ping(self) -> None:
         self.client.call("control_ping")

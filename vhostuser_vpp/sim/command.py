@@ -1,8 +1,11 @@
-"""`vhostuser-vpp sim`: run the VPP API emulator in the foreground.
+"""`vhostuser-vpp sim` (and `python -m vhostuser_vpp.sim`): run the VPP API emulator in
+the foreground.
 
 For demos and for testing the plugin where VPP cannot run. It answers VPP 26.06's binary
 API on a unix socket; it does not forward packets. Stops cleanly on SIGTERM or SIGINT,
-removing its socket.
+removing the vhost-user sockets it made and, as VPP does, leaving its API socket file
+(refusing connections). It lives with the emulator, which the operator CLI only lists as
+a subcommand: the CLI depends on the emulator, never the other way round.
 """
 
 from __future__ import annotations
