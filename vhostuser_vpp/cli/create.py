@@ -11,7 +11,7 @@ import argparse
 import os
 
 from vhostuser_vpp import tags
-from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.cli import output, session
 from vhostuser_vpp.store.attachment import SOCKET_PATH_MAX
 from vhostuser_vpp.vpp.errors import SocketInUse, VppError
 from vhostuser_vpp.vpp.ops import VhostOptions, Vpp
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="server",
         help="server: VPP makes the socket (default, as for pods); client: VPP dials the app's",
     )
-    vppview.add_vpp_arguments(parser)
+    session.add_vpp_arguments(parser)
     output.add_output_argument(parser)
 
 
@@ -86,4 +86,4 @@ def run(args: argparse.Namespace) -> int:
             output.print_fields("created", [(key, port[key]) for key in FIELDS])
         return output.EXIT_OK
 
-    return vppview.run_with_vpp("create", args, body)
+    return session.run_with_vpp("create", args, body)

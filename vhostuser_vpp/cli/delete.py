@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from vhostuser_vpp import tags
-from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.cli import output, session
 from vhostuser_vpp.vpp.ops import Vpp, VppPort
 
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="delete even a port without a cni-manual: tag (a pod's)"
     )
-    vppview.add_vpp_arguments(parser)
+    session.add_vpp_arguments(parser)
     output.add_output_argument(parser)
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"deleted {port.name} (sw_if_index {port.sw_if_index}, socket {port.socket_path})")
         return output.EXIT_OK
 
-    return vppview.run_with_vpp("delete", args, body)
+    return session.run_with_vpp("delete", args, body)
 
 
 def _find(vpp: Vpp, name: str | None, socket_path: str | None) -> VppPort | None:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from vhostuser_vpp import tags
-from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.cli import output, session, vppview
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppError, VppUnavailable
 from vhostuser_vpp.vpp.ops import LOOPBACK_NAME_PREFIX, Vpp
@@ -36,8 +36,8 @@ class Check:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    vppview.add_vpp_arguments(parser)
-    vppview.add_cni_dir_argument(parser)
+    session.add_vpp_arguments(parser)
+    session.add_cni_dir_argument(parser)
     output.add_output_argument(parser)
     parser.add_argument(
         "--unnumbered-to",

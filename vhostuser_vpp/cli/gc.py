@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vhostuser_vpp import tags
-from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.cli import output, session, vppview
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock
 from vhostuser_vpp.store.records import PHASE_READY
@@ -90,8 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only this network's records (orphan ports and bridge domains belong to none: left alone)",
     )
-    vppview.add_vpp_arguments(parser)
-    vppview.add_cni_dir_argument(parser)
+    session.add_vpp_arguments(parser)
+    session.add_cni_dir_argument(parser)
     output.add_output_argument(parser)
 
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         failed = any(a.result.startswith("failed") for a in plan.actions)
         return output.EXIT_PROBLEMS if failed else output.EXIT_OK
 
-    return vppview.run_with_vpp("gc", args, body)
+    return session.run_with_vpp("gc", args, body)
 
 
 # -- looking and planning ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.cli import output, session, vppview
 from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
 from vhostuser_vpp.vpp.ops import Vpp, VppPort
 
@@ -31,8 +31,8 @@ COLUMNS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    vppview.add_vpp_arguments(parser)
-    vppview.add_cni_dir_argument(parser)
+    session.add_vpp_arguments(parser)
+    session.add_cni_dir_argument(parser)
     output.add_output_argument(parser)
     parser.add_argument(
         "--all", action="store_true", help="also list vhost-user interfaces without a cni: ownership tag"
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             output.print_table([table_row(row) for row in rows], COLUMNS)
         return output.EXIT_PROBLEMS if any(row.problem for row in rows) else output.EXIT_OK
 
-    return vppview.run_with_vpp("ports", args, body)
+    return session.run_with_vpp("ports", args, body)
 
 
 def table_row(row: vppview.PortRow) -> dict[str, Any]:

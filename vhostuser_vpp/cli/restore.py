@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from vhostuser_vpp.cli import output, vppview
+from vhostuser_vpp.cli import output, session
 
 COLUMNS = (
     ("container", "CONTAINER"),
@@ -22,8 +22,8 @@ COLUMNS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    vppview.add_vpp_arguments(parser)
-    vppview.add_cni_dir_argument(parser)
+    session.add_vpp_arguments(parser)
+    session.add_cni_dir_argument(parser)
     output.add_output_argument(parser)
 
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from vhostuser_vpp.cli import output, ports, vppview
+from vhostuser_vpp.cli import output, ports, session, vppview
 from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
 from vhostuser_vpp.vpp.ops import ANY_INDEX, Vpp, VppPort
 
@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CONTAINER-ID-PREFIX|IFNAME|VirtualEthernetX/Y/Z",
         help="which port: a container ID prefix, the pod's interface name or VPP's interface name",
     )
-    vppview.add_vpp_arguments(parser)
-    vppview.add_cni_dir_argument(parser)
+    session.add_vpp_arguments(parser)
+    session.add_cni_dir_argument(parser)
     output.add_output_argument(parser)
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             _print_details(details)
         return output.EXIT_PROBLEMS if row.problem else output.EXIT_OK
 
-    return vppview.run_with_vpp("show", args, body)
+    return session.run_with_vpp("show", args, body)
 
 
 def find(rows: Iterable[vppview.PortRow], target: str) -> list[vppview.PortRow]:

@@ -7,34 +7,27 @@ because VPP hands a freed name and sw_if_index to the next port. Records of the 
 backend match by socket path alone, since `vhost_tool` does not tag its ports.
 
 The join (`join`) and the feature decoding (`decode_features`) are pure, so they are
-tested without VPP; the functions that talk to VPP only fetch.
+tested without VPP; VPP's side comes from `vpp.ops` (`build_view`), the flags and the
+connection from `cli.session`.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import errno
 import functools
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vhostuser_vpp.cli import output
-from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 from vhostuser_vpp.store.attachment import Attachment
 from vhostuser_vpp.store.records import PHASE_PENDING, PortRecord
 from vhostuser_vpp.store.scan import iter_records
 from vhostuser_vpp.tags import MANUAL_TAG_PREFIX, ownership_tag, parse_owner_tag
 from vhostuser_vpp.vpp.api_files import API_JSON_DIR
-from vhostuser_vpp.vpp.client import VppClient
-from vhostuser_vpp.vpp.errors import VppError, VppUnavailable
 from vhostuser_vpp.vpp.ops import Vpp, VppPort
-
-DEFAULT_TIMEOUT_S = 5.0
 
 STATUS_OK = "ok"
 STATUS_MISSING = "missing in VPP"
@@ -45,62 +38,6 @@ STATUS_UNMANAGED = "not cni"
 PROBLEM_STATUSES = frozenset({STATUS_MISSING, STATUS_ORPHAN, STATUS_STALE})
 
 _FEATURE_ENUMS = {"virtio_net_features_first_32": 0, "virtio_net_features_last_32": 32}
-
-
-# -- arguments and connection ------------------------------------------------------------------
-
-
-def add_vpp_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api-socket", default=DEFAULT_API_SOCKET, metavar="PATH", help="VPP's API socket (%(default)s)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=DEFAULT_TIMEOUT_S,
-        metavar="SECONDS",
-        help="how long to wait for VPP to connect or answer one call (%(default)s)",
-    )
-
-
-def add_cni_dir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cni-dir", default=DEFAULT_CNI_DIR, metavar="DIR", help="the plugin's cniDir (%(default)s)"
-    )
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-@contextlib.contextmanager
-def vpp_session(args: argparse.Namespace) -> Iterator[Vpp]:
-    client = VppClient(args.api_socket, args.timeout, args.timeout)
-    client.connect()
-    try:
-        yield Vpp(client)
-    finally:
-        client.close()
-
-
-def run_with_vpp(command: str, args: argparse.Namespace, body: Callable[[Vpp], int]) -> int:
-    """Runs `body` connected to VPP; an unreachable VPP is exit 3, a refusal or an
-    unreadable cniDir (not root?) exit 1."""
-    try:
-        with vpp_session(args) as vpp:
-            return body(vpp)
-    except VppUnavailable as err:
-        output.error(command, str(err))
-        return output.EXIT_VPP_UNREACHABLE
-    except (VppError, OSError) as err:
-        output.error(command, str(err))
-        return output.EXIT_PROBLEMS
 
 
 # -- the node's side ---------------------------------------------------------------------------
