@@ -218,30 +218,20 @@ def papi_client(socket_path: str) -> Any:
 
 
 def create_ports(socket_path: str, socket_dir: Path, count: int) -> float:
-    """`count` server-mode vhost-user ports with tags and real sockets, straight through the API."""
+    """`count` server-mode vhost-user ports with tags and real sockets, through `vpp.ops`."""
+    from vhostuser_vpp.vpp.client import VppClient
+    from vhostuser_vpp.vpp.ops import VhostOptions, Vpp
+
     socket_dir.mkdir(parents=True, exist_ok=True)
-    client = papi_client(socket_path)
+    client = VppClient(socket_path, RUN_TIMEOUT_S, RUN_TIMEOUT_S)
+    client.connect()
     began = time.perf_counter()
     try:
+        vpp = Vpp(client)
         for i in range(count):
-            reply = client.api.create_vhost_user_if_v2(
-                is_server=True,
-                sock_filename=str(socket_dir / f"p{i:04d}"),
-                renumber=False,
-                custom_dev_instance=0,
-                disable_mrg_rxbuf=False,
-                disable_indirect_desc=False,
-                enable_gso=False,
-                enable_packed=False,
-                enable_event_idx=False,
-                use_custom_mac=False,
-                mac_address="00:00:00:00:00:00",
-                tag=f"bench:{i:04d}",
-            )
-            if reply.retval != 0:
-                raise RuntimeError(f"create_vhost_user_if_v2 #{i}: retval {reply.retval}")
+            vpp.create_vhost_port(str(socket_dir / f"p{i:04d}"), True, f"bench:{i:04d}", VhostOptions())
     finally:
-        client.disconnect()
+        client.close()
     return time.perf_counter() - began
 
 

@@ -47,7 +47,9 @@ def open_recorded(inv: Invocation, record: PortRecord) -> PortBackend:
     """The backend a record names. Records taken over from a pod's directory (the original
     plugin's among them) name no tool: the config's is run, as the node policy allows."""
     if record.backend == BACKEND_VPP:
-        return open_vpp(inv, str(record.port.get("mode", inv.conf.vhost.mode)))
+        from vhostuser_vpp.backends.vpp import PortHandle
+
+        return open_vpp(inv, PortHandle.from_json(record.port).mode or inv.conf.vhost.mode)
     tool = record.vhost_tool or inv.conf.vhost.vhost_tool
     if tool:
         return open_tool(inv, tool, check_options=False)
