@@ -67,6 +67,37 @@ def configure_stderr(level: int = logging.WARNING) -> None:
     logger.addHandler(handler)
 
 
+class _JsonFormatter(_UtcFormatter):
+    """One JSON object a line, for a resident process (the node agent) whose logs a
+    collector parses: time, level, logger, message, and the fields passed as `extra`."""
+
+    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "cni_context"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        doc = {
+            "time": self.formatTime(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **{k: v for k, v in record.__dict__.items() if k not in self._STANDARD},
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def configure_json_stderr(level: int = logging.INFO) -> None:
+    logger = logging.getLogger(ROOT)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(_JsonFormatter())
+    logger.addHandler(handler)
+
+
 def set_context(command: str, container_id: str, ifname: str, network: str = "") -> None:
     parts = [command]
     if container_id:

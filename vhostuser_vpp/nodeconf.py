@@ -17,7 +17,8 @@ administrator writes:
       "allowed_device_info_dirs": ["/var/run/k8s.cni.cncf.io/devinfo/cni",
                                    "/run/k8s.cni.cncf.io/devinfo/cni"],
       "allowed_unnumbered_interfaces": ["loop0"],
-      "allowed_bridge_domains": []
+      "allowed_bridge_domains": [],
+      "agent_listen": "unix:/run/vhostuser-vpp/agent.sock"
     }
 
 A VPP API socket is only connected to, but another unix socket on the host
@@ -28,6 +29,8 @@ NAD can carry a runtimeConfig of its own, so it is checked like the others.
 borrow (`vhost.unnumbered_to`, and the loopback `vhost.create_loopback` makes for
 that name); `allowed_bridge_domains` the bridge domain IDs L2 ports may join:
 none unless the operator says so, since a domain may hold the operator's VMs.
+`agent_listen` is where the node agent serves its metrics and health: a unix socket
+(`unix:/path`, made 0600) or a loopback address and port (`127.0.0.1:9731`, `[::1]:9731`).
 
 Paths are resolved, not only compared: below an allowed cniDir no component may be
 a symlink, and a cniDir may not lie inside another cniDir's pod directories (which
@@ -61,7 +64,9 @@ _KEYS = (
     "allowed_device_info_dirs",
     "allowed_unnumbered_interfaces",
     "allowed_bridge_domains",
+    "agent_listen",
 )
+DEFAULT_AGENT_LISTEN = "unix:/run/vhostuser-vpp/agent.sock"
 # Entries a cniDir in use always holds (the lock directory, `.state`): a directory that
 # has one is a cniDir, and what lies below it is its pods' directories.
 _CNI_DIR_MARKERS = (".locks", ".state")
@@ -76,6 +81,7 @@ class NodePolicy(NamedTuple):
     allowed_device_info_dirs: tuple[str, ...] = DEFAULT_DEVICE_INFO_DIRS
     allowed_unnumbered_interfaces: tuple[str, ...] = ("loop0",)
     allowed_bridge_domains: tuple[int, ...] = ()
+    agent_listen: str = DEFAULT_AGENT_LISTEN
     source: str = "built-in defaults"
 
     def check_cni_dir(self, cni_dir: str) -> None:
@@ -189,6 +195,37 @@ def _check_file_under(path: str, bases: tuple[str, ...], what: str, source: str)
         raise refused
 
 
+def _setting(key: str, value: Any) -> Any:
+    """One key's value as NodePolicy holds it: a tuple of paths, names or bridge domain IDs,
+    or (agent_listen) an address; ValueError naming the key when it is none of these."""
+    if key == "agent_listen":
+        if not isinstance(value, str) or not _listen_address(value):
+            raise ValueError("agent_listen must be unix:/absolute/path or 127.0.0.1:PORT / [::1]:PORT")
+        return value
+    if key in _NUMBER_KEYS:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 0xFFFFFF for v in value
+        ):
+            raise ValueError(f"{key} must be a list of bridge domain IDs (1..16777215)")
+        return tuple(value)
+    names_only = key in _NAME_KEYS
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and (v.startswith("/") != names_only) and "\0" not in v for v in value
+    ):
+        raise ValueError(f"{key} must be a list of {'names' if names_only else 'absolute paths'}")
+    return tuple(value) if names_only else tuple(v.rstrip("/") or "/" for v in value)
+
+
+def _listen_address(value: str) -> bool:
+    """A unix socket path, or a loopback address with a port: metrics stay on the node."""
+    if value.startswith("unix:"):
+        return value[5:].startswith("/") and "\0" not in value
+    host, sep, port = value.rpartition(":")
+    return (
+        bool(sep) and host in ("127.0.0.1", "[::1]", "localhost") and port.isdigit() and 0 < int(port) < 65536
+    )
+
+
 def _is_cni_dir(path: str) -> bool:
     return any(os.path.lexists(os.path.join(path, marker)) for marker in _CNI_DIR_MARKERS)
 
@@ -221,25 +258,7 @@ def load_policy(environ: Mapping[str, str]) -> NodePolicy:
         unknown = set(doc) - set(_KEYS)
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}")
-        # Key -> tuple of str (paths, names) or int (bridge domain IDs), as NodePolicy holds them.
-        lists: dict[str, Any] = {}
-        for key in _KEYS:
-            value = doc.get(key)
-            if value is None:
-                continue
-            if key in _NUMBER_KEYS:
-                if not isinstance(value, list) or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 0xFFFFFF for v in value
-                ):
-                    raise ValueError(f"{key} must be a list of bridge domain IDs (1..16777215)")
-                lists[key] = tuple(value)
-                continue
-            names_only = key in _NAME_KEYS
-            if not isinstance(value, list) or not all(
-                isinstance(v, str) and (v.startswith("/") != names_only) and "\0" not in v for v in value
-            ):
-                raise ValueError(f"{key} must be a list of {'names' if names_only else 'absolute paths'}")
-            lists[key] = tuple(value) if names_only else tuple(v.rstrip("/") or "/" for v in value)
+        settings = {key: _setting(key, doc[key]) for key in _KEYS if doc.get(key) is not None}
     except ValueError as exc:
         raise CniError(CniCode.INVALID_CONFIG, "invalid node config", f"{path}: {exc}") from exc
-    return NodePolicy(**lists, source=path)
+    return NodePolicy(**settings, source=path)

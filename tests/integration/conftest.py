@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests import vpp_targets
+from tests.integration import testpmd
 from tests.integration.vpp_probe import VppProbe
 from tests.samples import readme_sample
 from tests.vpp_instance import VppInstance
@@ -78,10 +79,14 @@ class Node:
         self._attached: dict[tuple[str, str], tuple[bytes, Mapping[str, str] | None, str]] = {}
         self.write_policy([STATE_TOOL])
 
-    def write_policy(self, tools: list[str], host_route_devices: tuple[str, ...] = ()) -> None:
+    def write_policy(
+        self, tools: list[str], host_route_devices: tuple[str, ...] = (), agent_listen: str | None = None
+    ) -> None:
+        extra = {"agent_listen": agent_listen} if agent_listen else {}
         self.node_config.write_text(
             json.dumps(
                 {
+                    **extra,
                     "allowed_cni_dirs": [str(self.cni_dir)],
                     "allowed_api_sockets": [self.api_socket],
                     "allowed_vhost_tools": tools,
@@ -338,3 +343,16 @@ def vpp(request: pytest.FixtureRequest, real_vpps: vpp_targets.RealVpps) -> Iter
                     node.delete_attached()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def dpdk() -> Iterator[None]:
+    """Hugepages for the DPDK pods (testpmd) of a module; skipped, or with
+    VHOSTUSER_TEST_REQUIRE_VPP a failure, where testpmd cannot run."""
+    why = testpmd.missing()
+    if why:
+        if vpp_targets.REQUIRED:
+            pytest.fail(f"VHOSTUSER_TEST_REQUIRE_VPP=1 but {why}", pytrace=False)
+        pytest.skip(why)
+    with testpmd.hugepages():
+        yield

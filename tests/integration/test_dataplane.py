@@ -12,32 +12,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests import vpp_targets
-from tests.integration import testpmd
 from tests.integration.conftest import VppNode, new_container_id
-from tests.integration.testpmd import Testpmd
+from tests.integration.testpmd import Pod, Testpmd, ping
 
 pytestmark = pytest.mark.dataplane
 PACKETS = 10_000
 WAIT_S = 60.0
 VPP_CONFIG_TOOL = str(Path(__file__).resolve().parents[2] / "examples" / "vpp-config.py")
-
-
-@pytest.fixture(scope="module")
-def dpdk() -> Iterator[None]:
-    why = testpmd.missing()
-    if why:
-        if vpp_targets.REQUIRED:
-            pytest.fail(f"VHOSTUSER_TEST_REQUIRE_VPP=1 but {why}", pytrace=False)
-        pytest.skip(why)
-    with testpmd.hugepages():
-        yield
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
@@ -51,21 +37,6 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) 
         delay = min(delay * 2, 0.5)
 
 
-class Pod:
-    """What ADD told the pod: its socket, MAC, address and gateway MAC, and VPP's index."""
-
-    def __init__(self, vpp: VppNode, config: dict[str, Any], cid: str) -> None:
-        self.cid = cid
-        self.result = vpp.node.run("ADD", config, cid).assert_ok()
-        self.socket = f"{vpp.node.cni_dir}/{cid}/{cid[:12]}-net1"
-        self.mac = self.result["interfaces"][0]["mac"]
-        self.ip = self.result["ips"][0]["address"].split("/")[0]
-        port = vpp.probe.ports(str(vpp.node.cni_dir))[self.socket]
-        self.index = int(port.sw_if_index)
-        self.name = str(vpp.probe.interface(self.index).interface_name)
-        self.gw_mac = str(vpp.probe.interface(self.index).l2_address)
-
-
 def counters(vpp: VppNode, name: str) -> dict[str, int]:
     """VPP's counters of one interface, from `show interface` (rx/tx packets, drops, errors)."""
     text = vpp.vppctl("show", "interface", name)
@@ -75,14 +46,6 @@ def counters(vpp: VppNode, name: str) -> dict[str, int]:
         if match:
             found[key] = int(match.group(1))
     return found
-
-
-def ping(vpp: VppNode, ip: str, count: int = 5) -> int:
-    """Replies to `vppctl ping` from VPP (source: the gateway address it lends the port)."""
-    text = vpp.vppctl("ping", ip, "repeat", str(count), "interval", "0.2")
-    match = re.search(r"(\d+) sent, (\d+) received", text)
-    assert match, text
-    return int(match.group(2))
 
 
 def assert_nothing_left(vpp: VppNode) -> None:

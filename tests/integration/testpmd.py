@@ -17,6 +17,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import VppNode
 
 TESTPMD = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
 PROMPT = "testpmd> "
@@ -140,3 +144,26 @@ class Testpmd:
                 self.proc.kill()
                 self.proc.wait(timeout=COMMAND_TIMEOUT_S)
         self._selector.close()
+
+
+class Pod:
+    """What ADD told the pod: its socket, MAC, address and gateway MAC, and VPP's index."""
+
+    def __init__(self, vpp: VppNode, config: dict[str, Any], cid: str) -> None:
+        self.cid = cid
+        self.result = vpp.node.run("ADD", config, cid).assert_ok()
+        self.socket = f"{vpp.node.cni_dir}/{cid}/{cid[:12]}-net1"
+        self.mac = self.result["interfaces"][0]["mac"]
+        self.ip = self.result["ips"][0]["address"].split("/")[0]
+        port = vpp.probe.ports(str(vpp.node.cni_dir))[self.socket]
+        self.index = int(port.sw_if_index)
+        self.name = str(vpp.probe.interface(self.index).interface_name)
+        self.gw_mac = str(vpp.probe.interface(self.index).l2_address)
+
+
+def ping(vpp: VppNode, ip: str, count: int = 5) -> int:
+    """Replies to `vppctl ping` from VPP (source: the gateway address it lends the port)."""
+    text = vpp.vppctl("ping", ip, "repeat", str(count), "interval", "0.2")
+    match = re.search(r"(\d+) sent, (\d+) received", text)
+    assert match, text
+    return int(match.group(2))

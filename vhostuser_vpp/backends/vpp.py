@@ -13,10 +13,8 @@ ADD and DEL never dump all interfaces unless a port cannot be found by name.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from vhostuser_vpp.backends.base import (
@@ -29,6 +27,7 @@ from vhostuser_vpp.backends.base import (
     PortState,
     Wiring,
 )
+from vhostuser_vpp.store.lock import file_lock
 from vhostuser_vpp.tags import BRIDGE_DOMAIN_TAG, gateway_tag
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import (
@@ -124,9 +123,12 @@ class GatewayInterface(NamedTuple):
 class VppBackend:
     name = "vpp"
 
-    def __init__(self, options: VppOptions) -> None:
+    def __init__(self, options: VppOptions, client: VppClient | None = None) -> None:
+        """`client`: a connection someone else holds (the node agent's), used and left open;
+        else the backend makes its own, loading only its mode's API definitions."""
         self.options = options
-        self.client = VppClient(
+        self._owns_client = client is None
+        self.client = client or VppClient(
             options.api_socket,
             options.connect_timeout,
             options.call_timeout,
@@ -138,7 +140,8 @@ class VppBackend:
         """Connects and checks that this VPP offers what the configured mode needs."""
         opts = self.options
         with _mapped("connecting to VPP"):
-            self.client.connect()
+            if not self.client.connected:
+                self.client.connect()
             missing = self.vpp.missing_for(opts.mode, opts.create_loopback, opts.vhost.enable_event_idx)
             if missing:
                 raise VppIncompatible(
@@ -147,7 +150,8 @@ class VppBackend:
                 )
 
     def close(self) -> None:
-        self.client.close()
+        if self._owns_client:
+            self.client.close()
 
     def status(self) -> None:
         with _mapped("asking VPP"):
@@ -241,7 +245,7 @@ class VppBackend:
                 "create it with the gateway address, or set vhost.create_loopback",
             )
         # Pods start in parallel: one plugin makes the loopback, the others find it.
-        with _file_lock(self.options.setup_lock):
+        with file_lock(self.options.setup_lock):
             found = self._gateway_interface(name)
             if found is not None and (found.has_address or not found.ours):
                 return found.lender()
@@ -289,7 +293,7 @@ class VppBackend:
             raise BackendMisconfigured("vhost.mode l2 needs vhost.bridge_domain")
         # Under the node lock: a DEL that empties and deletes the domain between this dump and
         # the join would have VPP make it anew, untagged, and nobody would ever remove it.
-        with _mapped(f"adding the port to bridge domain {bd_id}"), _file_lock(self.options.setup_lock):
+        with _mapped(f"adding the port to bridge domain {bd_id}"), file_lock(self.options.setup_lock):
             if self.vpp.bridge_domain(bd_id) is None:
                 self.vpp.add_bridge_domain(bd_id)
             try:
@@ -313,7 +317,7 @@ class VppBackend:
             bd_id = handle.bridge_domain if handle.mode == "l2" else None
             with contextlib.ExitStack() as node_lock:
                 if bd_id is not None:
-                    node_lock.enter_context(_file_lock(self.options.setup_lock))
+                    node_lock.enter_context(file_lock(self.options.setup_lock))
                 if index is not None and bd_id is not None:
                     self.vpp.set_bridge_domain(index, bd_id, False, tolerate_gone=True)
                 if index is not None:
@@ -440,16 +444,6 @@ class VppBackend:
             step()
         except (VppError, BackendError) as err:
             log.error("rollback step failed: %s", err)
-
-
-@contextlib.contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class _mapped:

@@ -30,7 +30,7 @@ from typing import Any
 from vhostuser_vpp import tags
 from vhostuser_vpp.cli import output, session, vppview
 from vhostuser_vpp.store.attachment import Attachment, StoreError
-from vhostuser_vpp.store.lock import LockTimeout, container_lock
+from vhostuser_vpp.store.lock import LockTimeout, container_lock, file_lock, node_setup_lock_path
 from vhostuser_vpp.store.records import PHASE_READY
 from vhostuser_vpp.vpp.errors import VppError
 from vhostuser_vpp.vpp.ops import BridgeDomain, HostRoute, Neighbour, Vpp, VppPort
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         plan = make_plan(look(vpp, args.cni_dir), args.network, args.force)
         if not args.dry_run:
             for action in plan.actions:
-                _carry_out(vpp, action, args)
+                carry_out(vpp, action, args)
         _print(plan, args)
         if args.dry_run:
             return output.EXIT_PROBLEMS if plan.actions else output.EXIT_OK
@@ -253,7 +253,7 @@ def _plan_routes(
 # -- carrying out ------------------------------------------------------------------------------
 
 
-def _carry_out(vpp: Vpp, action: Action, args: argparse.Namespace) -> None:
+def carry_out(vpp: Vpp, action: Action, args: argparse.Namespace) -> None:
     try:
         if isinstance(action.subject, VppPort):
             routes = action.details["routes"]
@@ -263,7 +263,7 @@ def _carry_out(vpp: Vpp, action: Action, args: argparse.Namespace) -> None:
         elif action.kind == STALE_ROUTE:
             _delete_route(vpp, action)
         else:
-            _delete_bridge_domain(vpp, action)
+            _delete_bridge_domain(vpp, action, args.cni_dir)
         action.result = DONE
     except Skipped as why:
         action.result = f"skipped: {why}"
@@ -341,9 +341,16 @@ def _delete_route(vpp: Vpp, action: Action) -> None:
         raise Skipped(f"sw_if_index {index} is wired for {ip} now")
 
 
-def _delete_bridge_domain(vpp: Vpp, action: Action) -> None:
-    if not vpp.delete_bridge_domain(int(action.details["bd_id"])):
-        raise Skipped("it has members again")
+def _delete_bridge_domain(vpp: Vpp, action: Action, cni_dir: str) -> None:
+    """Under the node lock ADD joins bridge domains under, and only if still ours and empty:
+    else an ADD between our look and the delete would join a domain VPP then drops."""
+    bd_id = int(action.details["bd_id"])
+    with file_lock(node_setup_lock_path(cni_dir)):
+        now = vpp.bridge_domain(bd_id)
+        if now is None or now.tag != tags.BRIDGE_DOMAIN_TAG or now.members:
+            raise Skipped("it is not empty or not ours any more")
+        if not vpp.delete_bridge_domain(bd_id):
+            raise Skipped("it has members again")
 
 
 # -- printing ----------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "vhostuser_vpp.cli.restore",
         "after a VPP restart, make the ports the records describe again",
     ),
+    "agent": (
+        "vhostuser_vpp.agent.command",
+        "the node agent: restore ports after VPP restarts, collect leftovers",
+    ),
     "install": ("vhostuser_vpp.cli.install", "put the vhostuser plugin into a CNI bin dir, atomically"),
     "uninstall": ("vhostuser_vpp.cli.install", "remove the vhostuser plugin installed by `install`"),
 }

@@ -21,6 +21,7 @@ from vhostuser_vpp.store.records import PortRecord
 
 if TYPE_CHECKING:
     from vhostuser_vpp.backends.vpp import VppBackend
+    from vhostuser_vpp.vpp.client import VppClient
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,12 @@ def open_vpp(inv: Invocation, mode: str) -> PortBackend:
 
 
 def open_for_restore(
-    record: PortRecord, api_socket: str, connect_timeout: float, call_timeout: float, setup_lock: str
+    record: PortRecord,
+    api_socket: str,
+    connect_timeout: float,
+    call_timeout: float,
+    setup_lock: str,
+    client: VppClient | None = None,
 ) -> VppBackend:
     """A connected binary-API backend that makes the recorded port again as ADD made it:
     its options and wiring from the record's handle, the same MAC (so the pod's gwMac in its
@@ -102,7 +108,8 @@ def open_for_restore(
             bridge_domain=handle.bridge_domain,
             vhost=handle.vhost,
             setup_lock=setup_lock,
-        )
+        ),
+        client,
     )
     try:
         backend.connect()

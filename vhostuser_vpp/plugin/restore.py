@@ -23,6 +23,7 @@ from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_lock_path
 from vhostuser_vpp.store.records import PHASE_READY, PortRecord, socket_access_settings
 from vhostuser_vpp.store.scan import iter_records
+from vhostuser_vpp.vpp.client import VppClient
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,10 @@ class VppAccess:
     call_timeout: float
 
 
-def restore_all(cni_dir: str, vpp: VppAccess) -> list[Outcome]:
+def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient | None = None) -> list[Outcome]:
     """One outcome per record; `BackendUnavailable` when VPP does not answer, since then
-    no port can be restored and the caller should retry once VPP is up."""
+    no port can be restored and the caller should retry once VPP is up. `client`: one
+    connection for every record (the node agent's), else one per record."""
     outcomes = []
     for found in iter_records(cni_dir):
         record = found.record
@@ -66,7 +68,7 @@ def restore_all(cni_dir: str, vpp: VppAccess) -> list[Outcome]:
         attachment = Attachment(cni_dir, found.container_id, found.ifname)
         try:
             with container_lock(cni_dir, found.container_id, timeout_s=vpp.call_timeout):
-                outcomes.append(_restore_one(attachment, vpp))
+                outcomes.append(_restore_one(attachment, vpp, client))
         except BackendUnavailable:
             raise
         except (LockTimeout, StoreError, BackendError) as err:
@@ -74,7 +76,7 @@ def restore_all(cni_dir: str, vpp: VppAccess) -> list[Outcome]:
     return outcomes
 
 
-def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
+def _restore_one(attachment: Attachment, vpp: VppAccess, client: VppClient | None) -> Outcome:
     with attachment.open_dir(create=False) as dir_fd:
         record = attachment.read_record()
         if dir_fd is None or record is None:
@@ -89,6 +91,7 @@ def _restore_one(attachment: Attachment, vpp: VppAccess) -> Outcome:
             vpp.connect_timeout,
             vpp.call_timeout,
             node_setup_lock_path(attachment.cni_dir),
+            client,
         )
         try:
             if backend.inspect(port_ref(record)) is not None:

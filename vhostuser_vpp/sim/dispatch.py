@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from vhostuser_vpp.sim import retvals as rv
@@ -38,7 +37,10 @@ class Dispatcher:
         faults: Faults,
         version: str,
         build_date: str,
+        vpe_pid: int,
     ) -> None:
+        """`vpe_pid` is what control_ping answers: a restarted VPP is a new process."""
+        self.vpe_pid = vpe_pid
         self.codec = codec
         self.table = table
         self.faults = faults
@@ -83,7 +85,7 @@ class Dispatcher:
             state=self.state,
             table=self.table,
             client_index=conn.client_index,
-            vpe_pid=os.getpid(),
+            vpe_pid=self.vpe_pid,
             version=self.version,
             build_date=self.build_date,
         )
@@ -119,7 +121,7 @@ class Dispatcher:
         )
         if context is None:
             return
-        self._send(conn, "control_ping_reply", {"retval": rv.UNIMPLEMENTED, "vpe_pid": os.getpid()}, context)
+        self._send(conn, "control_ping_reply", {"retval": rv.UNIMPLEMENTED, "vpe_pid": self.vpe_pid}, context)
 
     def flush_events(self) -> None:
         """Send pending interface events to every subscriber, after the reply that caused them."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class Emulator:
         self._thread = threading.Thread(target=self._loop.run_forever, name="vpp-emulator", daemon=True)
         self._server: ApiServer | None = None
         self._dispatcher: Dispatcher | None = None
+        self._boots = 0
         self._running = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -113,7 +115,10 @@ class Emulator:
         sockets = LoopVhostSockets(self._loop, self._events_changed)
         state = VppState(sockets, RELEASE_BEHAVIOUR[self.table.release])
         sockets.state = state
-        dispatcher = Dispatcher(state, self.codec, self.table, self.faults, self.version, BUILD_DATE)
+        # Each boot a new VPP process, as far as clients can tell: its own vpe_pid.
+        self._boots += 1
+        vpe_pid = (os.getpid() << 8 | self._boots) & 0xFFFFFFFF
+        dispatcher = Dispatcher(state, self.codec, self.table, self.faults, self.version, BUILD_DATE, vpe_pid)
         server = ApiServer(self.socket_path, dispatcher.handle, self._client_closed)
         dispatcher.connections = server.connections
         await server.start()

@@ -30,6 +30,18 @@ class LockTimeout(Exception):
     pass
 
 
+@contextlib.contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """An exclusive flock on `path` (made 0600 if missing), waited for without a bound: held
+    only around a few VPP calls that make or remove node-wide objects."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _open_lock_dir(cni_dir: str) -> int:
     path = os.path.join(cni_dir, LOCK_DIR_NAME)
     with contextlib.suppress(FileExistsError):

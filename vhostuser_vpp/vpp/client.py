@@ -59,6 +59,10 @@ class VppClient:
         self._papi = papi
         log.debug("connected to VPP at %s", self.socket_path)
 
+    @property
+    def connected(self) -> bool:
+        return self._papi is not None
+
     def close(self) -> None:
         papi, self._papi = self._papi, None
         if papi is None:

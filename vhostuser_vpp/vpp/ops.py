@@ -176,8 +176,9 @@ class Vpp:
         except (VppIncompatible, VppApiError):
             return "unknown version"
 
-    def ping(self) -> None:
-        self.client.call("control_ping")
+    def ping(self) -> int:
+        """VPP's pid: a restarted VPP answers with another."""
+        return int(self.client.call("control_ping").vpe_pid)
 
     def missing_for(
         self, mode: str, create_loopback: bool = False, enable_event_idx: bool = False
