@@ -324,6 +324,36 @@ def test_a_gateway_address_vpp_refuses_leaks_no_loopback(vpp: VppNode) -> None:
         probe.papi.api.delete_loopback(sw_if_index=index)
 
 
+def test_an_add_waits_for_a_loopback_another_add_is_making(vpp: VppNode) -> None:
+    """Pods start in parallel: while one ADD makes the gateway loopback (under the node lock,
+    untagged and address-less for a moment), another must wait for it, not refuse it."""
+    node, probe = vpp.node, vpp.probe
+    config = node.vpp_config()
+    first = new_container_id()
+    node.run("ADD", config, first).assert_ok()  # cniDir and its lock directory exist
+    node.run("DEL", config, first).assert_ok()
+    probe.delete_loopback("loop0")
+    fd = os.open(node.cni_dir / ".locks" / "vpp-setup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        index = int(probe.papi.api.create_loopback(mac_address="00:00:00:00:00:00").sw_if_index)
+        assert probe.interface(index).interface_name == "loop0", "found by its name, not yet by its tag"
+        env = node.env("ADD", second := new_container_id(), "net1", "/var/run/netns/pod")
+        add = subprocess.Popen([PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        assert add.stdin is not None
+        add.stdin.write(json.dumps(config).encode())
+        add.stdin.close()
+        wait_until_in_flock(add.pid)
+        probe.papi.api.sw_interface_tag_add_del(is_add=True, sw_if_index=index, tag="cni-gw:loop0")
+        probe.papi.api.sw_interface_add_del_address(
+            sw_if_index=index, is_add=True, del_all=False, prefix="10.56.217.1/24"
+        )
+    finally:
+        os.close(fd)
+    assert add.wait(timeout=60) == 0
+    node.run("DEL", config, second).assert_ok()
+
+
 # -- 8. leftovers nobody could see -------------------------------------------------------------
 
 

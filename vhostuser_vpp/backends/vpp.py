@@ -237,18 +237,22 @@ class VppBackend:
     def _unnumbered_source(self, wiring: Wiring) -> int:
         name = self.options.unnumbered_to
         found = self._gateway_interface(name)
-        if found is not None and (found.has_address or not found.ours):
-            return found.lender()
-        if not self.options.create_loopback or not wiring.gateway_cidr:
-            raise BackendMisconfigured(
-                f"VPP has no interface {name!r} to lend the pods' gateway address (vhost.unnumbered_to)",
-                "create it with the gateway address, or set vhost.create_loopback",
-            )
-        # Pods start in parallel: one plugin makes the loopback, the others find it.
+        if found is not None and found.has_address:
+            return found.sw_if_index
+        # Missing or without an address: decided under the node lock, which a plugin making
+        # the loopback holds from its create to its address (pods start in parallel: one
+        # makes it, the others then find it whole, never half made).
         with file_lock(self.options.setup_lock):
             found = self._gateway_interface(name)
-            if found is not None and (found.has_address or not found.ours):
+            if found is not None and (
+                found.has_address or not found.ours or not self.options.create_loopback
+            ):
                 return found.lender()
+            if not self.options.create_loopback or not wiring.gateway_cidr:
+                raise BackendMisconfigured(
+                    f"VPP has no interface {name!r} to lend the pods' gateway address (vhost.unnumbered_to)",
+                    "create it with the gateway address, or set vhost.create_loopback",
+                )
             if found is not None:
                 # Ours but half made (a plugin killed while making it): made again.
                 log.warning("deleting loopback sw_if_index %d, which has no address", found.sw_if_index)
