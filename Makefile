@@ -54,11 +54,13 @@ integration: install cni-plugins runtime dataplane
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q tests/integration
 
 # Cold-process ADD/DEL timings against the in-process emulator (table; JSON to $BENCH_OUT,
-# default bench-results.json), then the emulator's own round-trip rate. See docs/benchmarks.md.
+# default bench-results.json), the emulator's own round-trip rate, then the node agent's
+# restore times and memory (real VPP when found). See docs/benchmarks.md.
 bench: install cni-plugins
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) bench/plugin_bench.py
 	$(PY) bench/sim_bench.py
+	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) bench/agent_bench.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis bench-results.json bench-sim.json
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis bench-results.json bench-sim.json bench-agent.json
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -30,12 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vhostuser_vpp.backends.base import BackendUnavailable
     from vhostuser_vpp.plugin.restore import VppAccess, restore_all
+    from vhostuser_vpp.vpp.client import VppClient
+    from vhostuser_vpp.vpp.errors import VppUnavailable
 
+    client = VppClient(args.api_socket, args.timeout, args.timeout)
     try:
-        outcomes = restore_all(args.cni_dir, VppAccess(args.api_socket, args.timeout, args.timeout))
-    except BackendUnavailable as err:
+        client.connect()
+        outcomes = restore_all(args.cni_dir, VppAccess(args.api_socket, args.timeout, args.timeout), client)
+    except (BackendUnavailable, VppUnavailable) as err:
         output.error("restore", str(err))
         return output.EXIT_VPP_UNREACHABLE
+    finally:
+        client.close()
     if output.wants_json(args):
         output.print_json([asdict(o) for o in outcomes])
     else:

@@ -89,7 +89,7 @@ def open_for_restore(
     connect_timeout: float,
     call_timeout: float,
     setup_lock: str,
-    client: VppClient | None = None,
+    client: VppClient,
 ) -> VppBackend:
     """A connected binary-API backend that makes the recorded port again as ADD made it:
     its options and wiring from the record's handle, the same MAC (so the pod's gwMac in its

@@ -24,6 +24,8 @@ from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_loc
 from vhostuser_vpp.store.records import PHASE_READY, PortRecord, socket_access_settings
 from vhostuser_vpp.store.scan import iter_records
 from vhostuser_vpp.vpp.client import VppClient
+from vhostuser_vpp.vpp.errors import VppUnavailable
+from vhostuser_vpp.vpp.ops import Vpp
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +50,19 @@ class VppAccess:
     call_timeout: float
 
 
-def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient | None = None) -> list[Outcome]:
-    """One outcome per record; `BackendUnavailable` when VPP does not answer, since then
-    no port can be restored and the caller should retry once VPP is up. `client`: one
-    connection for every record (the node agent's), else one per record."""
+def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient) -> list[Outcome]:
+    """One outcome per record, over one connection; `BackendUnavailable` when VPP does not
+    answer, since then no port can be restored and the caller should retry once VPP is up.
+
+    VPP's ports are listed once (two dumps), not looked up per record: a record that is
+    the same under its container's lock as when it was scanned cannot have gained or lost
+    its port meanwhile (ADD and DEL rewrite or remove it under that lock), so the list
+    answers for it; only a record that changed is looked up again. That keeps a pass over
+    500 records linear in them."""
+    try:
+        present = {(port.socket_path, port.tag) for port in Vpp(client).vhost_ports()}
+    except VppUnavailable as err:
+        raise BackendUnavailable("listing VPP's ports: VPP is not answering", str(err)) from err
     outcomes = []
     for found in iter_records(cni_dir):
         record = found.record
@@ -68,7 +79,7 @@ def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient | None = None) -
         attachment = Attachment(cni_dir, found.container_id, found.ifname)
         try:
             with container_lock(cni_dir, found.container_id, timeout_s=vpp.call_timeout):
-                outcomes.append(_restore_one(attachment, vpp, client))
+                outcomes.append(_restore_one(attachment, vpp, client, found.record, present))
         except BackendUnavailable:
             raise
         except (LockTimeout, StoreError, BackendError) as err:
@@ -76,7 +87,13 @@ def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient | None = None) -
     return outcomes
 
 
-def _restore_one(attachment: Attachment, vpp: VppAccess, client: VppClient | None) -> Outcome:
+def _restore_one(
+    attachment: Attachment,
+    vpp: VppAccess,
+    client: VppClient,
+    scanned: PortRecord,
+    present: set[tuple[str, str]],
+) -> Outcome:
     with attachment.open_dir(create=False) as dir_fd:
         record = attachment.read_record()
         if dir_fd is None or record is None:
@@ -85,6 +102,9 @@ def _restore_one(attachment: Attachment, vpp: VppAccess, client: VppClient | Non
             return Outcome(
                 attachment.container_id, attachment.ifname, record.vhostname, "skipped", UNCONFIRMED
             )
+        listed = (record.socket_path, record.tag) in present if record == scanned else None
+        if listed:
+            return Outcome(attachment.container_id, attachment.ifname, record.vhostname, "ok")
         backend = backend_choice.open_for_restore(
             record,
             vpp.api_socket,
@@ -94,7 +114,7 @@ def _restore_one(attachment: Attachment, vpp: VppAccess, client: VppClient | Non
             client,
         )
         try:
-            if backend.inspect(port_ref(record)) is not None:
+            if listed is None and backend.inspect(port_ref(record)) is not None:
                 return Outcome(attachment.container_id, attachment.ifname, record.vhostname, "ok")
             is_server = record.socket_mode == "server"
             port = backend.create_port(PortSpec(record.socket_path, record.tag, is_server=is_server))
