@@ -13,13 +13,11 @@ $BENCH_AGENT_OUT (default bench-agent.json); keys `restore_1_s`, `restore_100_s`
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ from benchnode import REPO, BenchNode, new_container_id, plugin, preflight
 
 sys.path.insert(0, str(REPO))
 from tests.vpp_instance import VppInstance, find_build
+from vhostuser_vpp.agent.metrics import UnixHTTPConnection
 from vhostuser_vpp.sim import Emulator
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.ops import Vpp
@@ -118,18 +117,8 @@ def all_back(api_socket: str, count: int) -> Callable[[], bool]:
     return check
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
 def metric(node: BenchNode, name: str) -> float:
-    conn = _UnixConnection(str(node.root / "agent.sock"))
+    conn = UnixHTTPConnection(str(node.root / "agent.sock"))
     try:
         conn.request("GET", "/metrics")
         out = conn.getresponse().read().decode()

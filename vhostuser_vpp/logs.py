@@ -57,14 +57,7 @@ _context = _ContextFilter()
 
 
 def configure_stderr(level: int = logging.WARNING) -> None:
-    logger = logging.getLogger(ROOT)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(level)
-    handler.addFilter(_context)
-    handler.setFormatter(_UtcFormatter(_FORMAT))
-    logger.addHandler(handler)
+    _log_to_stderr(level, _UtcFormatter(_FORMAT))
 
 
 class _JsonFormatter(_UtcFormatter):
@@ -89,12 +82,17 @@ class _JsonFormatter(_UtcFormatter):
 
 
 def configure_json_stderr(level: int = logging.INFO) -> None:
+    _log_to_stderr(level, _JsonFormatter())
+
+
+def _log_to_stderr(level: int, formatter: logging.Formatter) -> None:
     logger = logging.getLogger(ROOT)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
-    handler.setFormatter(_JsonFormatter())
+    handler.addFilter(_context)
+    handler.setFormatter(formatter)
     logger.addHandler(handler)
 
 

@@ -4,11 +4,9 @@ emulator and the real VPP; the dataplane case moves packets through a real VPP."
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -22,20 +20,10 @@ import pytest
 
 from tests.integration.conftest import STATE_TOOL, VppNode, new_container_id
 from tests.integration.testpmd import Pod, Testpmd, ping
+from vhostuser_vpp.agent.metrics import UnixHTTPConnection
 
 CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
 WAIT_S = 20.0
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=10)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self.unix_path)
 
 
 class AgentProcess:
@@ -64,7 +52,7 @@ class AgentProcess:
         wait_for(lambda: os.path.exists(self.listen), "the agent listens", self)
 
     def get(self, path: str) -> tuple[int, str]:
-        conn = _UnixConnection(self.listen)
+        conn = UnixHTTPConnection(self.listen)
         try:
             conn.request("GET", path)
             reply = conn.getresponse()

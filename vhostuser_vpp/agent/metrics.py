@@ -7,6 +7,7 @@ loopback port, never another address, so nothing off the node reads them.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.server
 import os
 import socket
@@ -126,6 +127,19 @@ def _handler(
             pass
 
     return Handler
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """A client of an `agent_listen` unix socket (`curl --unix-socket` in Python)."""
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
 
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -220,7 +220,11 @@ def _create_node_config(path: str) -> bool:
 
     if os.path.lexists(path):
         return False
-    doc = {key: list(value) for key, value in NodePolicy()._asdict().items() if key != "source"}
+    doc = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in NodePolicy()._asdict().items()
+        if key != "source"
+    }
     directory, name = os.path.split(os.path.abspath(path))
     os.makedirs(directory, mode=0o755, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
