@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from vhostuser_vpp.plugin.teardown import port_ref
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_lock_path
 from vhostuser_vpp.store.records import PHASE_READY, PortRecord, socket_access_settings
-from vhostuser_vpp.store.scan import iter_records
+from vhostuser_vpp.store.scan import FoundRecord, iter_records
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppUnavailable
 from vhostuser_vpp.vpp.ops import Vpp
@@ -50,20 +51,25 @@ class VppAccess:
     call_timeout: float
 
 
-def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient) -> list[Outcome]:
-    """One outcome per record, over one connection; `BackendUnavailable` when VPP does not
-    answer, since then no port can be restored and the caller should retry once VPP is up.
+def restore_all(
+    cni_dir: str, vpp: VppAccess, client: VppClient, helpers: Sequence[VppClient] = ()
+) -> list[Outcome]:
+    """One outcome per record; `BackendUnavailable` when VPP does not answer, since then
+    no port can be restored and the caller should retry once VPP is up.
 
     VPP's ports are listed once (two dumps), not looked up per record: a record that is
     the same under its container's lock as when it was scanned cannot have gained or lost
     its port meanwhile (ADD and DEL rewrite or remove it under that lock), so the list
     answers for it; only a record that changed is looked up again. That keeps a pass over
-    500 records linear in them."""
+    500 records linear in them. The ports to make again are shared out between `client`
+    and the `helpers` (more connections, one thread each): each port is a dozen calls and
+    two fsync'ed record writes, which overlap across connections."""
     try:
         present = {(port.socket_path, port.tag) for port in Vpp(client).vhost_ports()}
     except VppUnavailable as err:
         raise BackendUnavailable("listing VPP's ports: VPP is not answering", str(err)) from err
-    outcomes = []
+    outcomes: list[Outcome] = []
+    todo: list[FoundRecord] = []
     for found in iter_records(cni_dir):
         record = found.record
         if not record.confirmed or record.phase != PHASE_READY or record.backend != "vpp":
@@ -75,7 +81,28 @@ def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient) -> list[Outcome
                 else f"backend {record.backend or 'tool'}"
             )
             outcomes.append(Outcome(found.container_id, found.ifname, record.vhostname, "skipped", reason))
-            continue
+        else:
+            todo.append(found)
+    connections = [client, *helpers]
+    shares = [todo[i :: len(connections)] for i in range(len(connections))]
+    if len(connections) == 1:
+        outcomes += _restore_share(cni_dir, vpp, client, shares[0], present)
+    else:
+        with ThreadPoolExecutor(max_workers=len(connections), thread_name_prefix="restore") as pool:
+
+            def share_of(conn: VppClient, share: list[FoundRecord]) -> list[Outcome]:
+                return _restore_share(cni_dir, vpp, conn, share, present)
+
+            for done in pool.map(share_of, connections, shares):
+                outcomes += done
+    return sorted(outcomes, key=lambda o: (o.container_id, o.ifname))
+
+
+def _restore_share(
+    cni_dir: str, vpp: VppAccess, client: VppClient, share: list[FoundRecord], present: set[tuple[str, str]]
+) -> list[Outcome]:
+    outcomes = []
+    for found in share:
         attachment = Attachment(cni_dir, found.container_id, found.ifname)
         try:
             with container_lock(cni_dir, found.container_id, timeout_s=vpp.call_timeout):
@@ -83,7 +110,9 @@ def restore_all(cni_dir: str, vpp: VppAccess, client: VppClient) -> list[Outcome
         except BackendUnavailable:
             raise
         except (LockTimeout, StoreError, BackendError) as err:
-            outcomes.append(Outcome(found.container_id, found.ifname, record.vhostname, "failed", str(err)))
+            outcomes.append(
+                Outcome(found.container_id, found.ifname, found.record.vhostname, "failed", str(err))
+            )
     return outcomes
 
 
