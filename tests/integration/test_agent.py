@@ -218,3 +218,20 @@ def test_a_client_mode_pod_answers_again_after_vpp_is_killed(vpp: VppNode, dpdk:
         wait_for(lambda: ping(vpp, pod.ip, count=2) >= 1, "VPP's ping answered again", running)
         assert time.monotonic() - killed < 10
     vpp.node.run("DEL", config, pod.cid).assert_ok()
+
+
+def test_a_failing_reconcile_is_reported_and_the_agent_keeps_going(vpp: VppNode) -> None:
+    node = vpp.node
+    node.cni_dir.write_text("not a directory")
+    with agent(vpp) as running:
+
+        def reported() -> bool:
+            status, body = running.get("/healthz")
+            return status == 503 and "reconcile failed" in body
+
+        wait_for(reported, "the failing pass reported", running)
+        assert running.proc.poll() is None, "still running"
+        assert running.metric("vhostuser_vpp_agent_last_error_timestamp_seconds") > 0
+        node.cni_dir.unlink()
+        node.cni_dir.mkdir()
+        wait_for(running.healthy, "healthy once the next pass succeeds", running)

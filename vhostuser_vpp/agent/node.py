@@ -92,6 +92,11 @@ class Agent:
                 except (VppError, BackendUnavailable) as err:
                     self._lost(str(err))
                     continue
+                except Exception as err:  # a resident process outlives one bad pass
+                    log.exception("reconcile failed", extra={"event": "reconcile_failed"})
+                    self.metrics.error(f"reconcile: {err!r}")
+                    self._set_health(False, f"reconcile failed: {err!r}")
+                    self._next_reconcile = time.monotonic() + self.config.interval_s
                 stop.wait(self.config.poll_s)
         finally:
             self._close()
