@@ -220,6 +220,17 @@ def test_the_record_is_read_from_state_only_root_writes(tmp_path: Path) -> None:
     assert att.read_record() == readme_record()
 
 
+def test_the_pods_copy_is_written_once_the_record_is_ready(tmp_path: Path) -> None:
+    att = Attachment(str(tmp_path), CID, "net1")
+    with att.open_dir(create=True) as fd:
+        assert fd is not None
+        att.write_record(fd, readme_record()._replace(phase=PHASE_PENDING))
+        assert not (Path(att.container_dir) / att.record_name).exists()
+        assert att.read_record() == readme_record()._replace(phase=PHASE_PENDING)
+        att.write_record(fd, readme_record())
+    assert (Path(att.container_dir) / att.record_name).read_bytes() == readme_record().render()
+
+
 def test_a_record_only_in_the_pod_directory_is_taken_over_as_far_as_it_cannot_mislead(
     tmp_path: Path,
 ) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from vhostuser_vpp.store import atomic
-from vhostuser_vpp.store.records import UNCONFIRMED_SCHEMA, Ip4Conf, PortRecord
+from vhostuser_vpp.store.records import PHASE_READY, UNCONFIRMED_SCHEMA, Ip4Conf, PortRecord
 from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN, ownership_tag
 
 log = logging.getLogger(__name__)
@@ -173,9 +173,11 @@ class Attachment(NamedTuple):
         self._write(dir_fd, self.ip4_conf_name, conf.render())
 
     def write_record(self, dir_fd: int, record: PortRecord) -> None:
-        """The trusted record first, then the pod's copy of it (output only)."""
+        """The trusted record; once it is ready, the pod's copy of it too (output only: the
+        pending versions ADD writes on its way are for DEL and GC, which read `.state`)."""
         self._write_state(record)
-        self._write(dir_fd, self.record_name, record.render(), mode=0o600)
+        if record.phase == PHASE_READY:
+            self._write(dir_fd, self.record_name, record.render(), mode=0o600)
 
     def read_record(self) -> PortRecord | None:
         """The trusted record, or None when there is none; a torn file is an error.
