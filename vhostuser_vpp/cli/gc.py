@@ -278,15 +278,13 @@ def _delete_orphan(vpp: Vpp, planned: VppPort, routes: list[str], cni_dir: str, 
     if attachment is None:
         _delete_port(vpp, planned, routes)
         return
-    with container_lock(cni_dir, attachment.container_id, timeout) as lock:
+    with container_lock(cni_dir, attachment.container_id, timeout, gone=attachment.gone):
         with attachment.open_dir(create=False) as dir_fd:
             if attachment.read_record() is not None:
                 raise Skipped("a record for it appeared")
             _delete_port(vpp, planned, routes)
             attachment.remove_files(dir_fd)
         attachment.remove_dir_if_empty()
-        if not attachment.exists():
-            lock.remove()
 
 
 def orphan_attachment(cni_dir: str, port: VppPort) -> Attachment | None:
@@ -318,7 +316,7 @@ def _delete_port(vpp: Vpp, planned: VppPort, routes: list[str]) -> None:
 
 def _remove_record(vpp: Vpp, local: vppview.LocalRecord, cni_dir: str, timeout: float) -> None:
     attachment = Attachment(cni_dir, local.container_id, local.ifname)
-    with container_lock(cni_dir, local.container_id, timeout) as lock:
+    with container_lock(cni_dir, local.container_id, timeout, gone=attachment.gone):
         with attachment.open_dir(create=False) as dir_fd:
             now = attachment.read_record()
             if now is None:
@@ -329,8 +327,6 @@ def _remove_record(vpp: Vpp, local: vppview.LocalRecord, cni_dir: str, timeout: 
                 raise Skipped("VPP has a port on its socket now")
             attachment.remove_files(dir_fd)
         attachment.remove_dir_if_empty()
-        if not attachment.exists():
-            lock.remove()
 
 
 def _delete_route(vpp: Vpp, action: Action) -> None:

@@ -25,7 +25,7 @@ from vhostuser_vpp.plugin.context import Invocation, check_socket_path, prepare
 from vhostuser_vpp.plugin.teardown import remove_attachment
 from vhostuser_vpp.store import node_files
 from vhostuser_vpp.store.attachment import Attachment, StoreError
-from vhostuser_vpp.store.lock import ContainerLock, LockTimeout, container_lock
+from vhostuser_vpp.store.lock import LockTimeout, container_lock
 from vhostuser_vpp.store.records import (
     PHASE_PENDING,
     PHASE_READY,
@@ -70,21 +70,15 @@ def run(args: CmdArgs) -> Result:
     try:
         node_files.ensure_cni_dir(inv.conf.cni_dir)
         node_files.ensure_get_prefix(inv.conf.cni_dir)
-        with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
-            try:
-                return _add_locked(inv, attachment, lock, socket_ids)
-            finally:
-                if not attachment.exists():  # a failed ADD leaves no lock file either
-                    lock.remove()
+        with container_lock(inv.conf.cni_dir, attachment.container_id, gone=attachment.gone):
+            return _add_locked(inv, attachment, socket_ids)
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
         raise errors.from_lock_timeout(err) from err
 
 
-def _add_locked(
-    inv: Invocation, attachment: Attachment, lock: ContainerLock, socket_ids: tuple[int, int]
-) -> Result:
+def _add_locked(inv: Invocation, attachment: Attachment, socket_ids: tuple[int, int]) -> Result:
     existing = attachment.read_record()
     if existing is not None:
         if existing.network and existing.network != inv.conf.name:
@@ -97,7 +91,7 @@ def _add_locked(
             log.info("attachment exists already; returning its result")
             return Result.from_json(existing.result, source="the saved record")
         log.warning("found the record of an unfinished ADD; removing what it made first")
-        failures = remove_attachment(inv, attachment, lock)
+        failures = remove_attachment(inv, attachment)
         if failures:
             raise errors.combine(failures, "cleaning up an earlier ADD")
 

@@ -31,16 +31,12 @@ def run(args: CmdArgs) -> None:
             f"{attachment.socket_path} is too long for a socket path: ADD made none",
         )
     try:
-        with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
-            try:
-                record = _read_ready_record(attachment)
-                _check_files(attachment, record)
-                _check_prev_result(inv, record)
-                _check_port(inv, record)
-                _check_host_route(record)
-            finally:
-                if not attachment.exists():  # CHECK of an unknown container leaves no lock
-                    lock.remove()
+        with container_lock(inv.conf.cni_dir, attachment.container_id, gone=attachment.gone):
+            record = _read_ready_record(attachment)
+            _check_files(attachment, record)
+            _check_prev_result(inv, record)
+            _check_port(inv, record)
+            _check_host_route(record)
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:

@@ -31,8 +31,8 @@ def run(args: CmdArgs) -> None:
         failures.extend(release_address(inv))
     else:
         try:
-            with container_lock(inv.conf.cni_dir, attachment.container_id) as lock:
-                failures.extend(remove_attachment(inv, attachment, lock))
+            with container_lock(inv.conf.cni_dir, attachment.container_id, gone=attachment.gone):
+                failures.extend(remove_attachment(inv, attachment))
         except FileNotFoundError:
             # No cniDir at all: nothing of ours exists, but IPAM may still hold an address.
             failures.extend(release_address(inv))

@@ -58,8 +58,8 @@ def run(args: CmdArgs) -> None:
         log.info("GC: removing stale attachment %s/%s", found.container_id, found.ifname)
         ipam_env = {"CNI_CONTAINERID": found.container_id, "CNI_IFNAME": found.ifname}
         try:
-            with container_lock(inv.conf.cni_dir, found.container_id) as lock:
-                failures.extend(remove_attachment(inv, attachment, lock, ipam_env))
+            with container_lock(inv.conf.cni_dir, found.container_id, gone=attachment.gone):
+                failures.extend(remove_attachment(inv, attachment, ipam_env))
         except LockTimeout as err:
             failures.append(errors.from_lock_timeout(err))
     if inv.ipam.supports("1.1.0"):

@@ -18,7 +18,6 @@ from vhostuser_vpp.cni.invoke import SelfDelegation
 from vhostuser_vpp.plugin import backend_choice, errors
 from vhostuser_vpp.plugin.context import Invocation
 from vhostuser_vpp.store.attachment import Attachment, StoreError
-from vhostuser_vpp.store.lock import ContainerLock
 from vhostuser_vpp.store.records import PortRecord
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,6 @@ def _vpp_confirms_tool_port(inv: Invocation, record: PortRecord) -> bool:
 def remove_attachment(
     inv: Invocation,
     attachment: Attachment,
-    lock: ContainerLock,
     ipam_env: Mapping[str, str] | None = None,
 ) -> list[CniError]:
     """Call with the container's lock held. Returns what failed; nothing raises."""
@@ -128,8 +126,6 @@ def remove_attachment(
             elif dir_fd is not None:
                 attachment.remove_ip4_conf(dir_fd)
         attachment.remove_dir_if_empty()
-        if not attachment.exists():
-            lock.remove()
     except StoreError as err:
         failures.append(errors.from_store(err))
     return failures

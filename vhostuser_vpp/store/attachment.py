@@ -222,9 +222,10 @@ class Attachment(NamedTuple):
             port=port,
         )
 
-    def exists(self) -> bool:
-        """Whether anything of this container is left on the node (its directories)."""
-        return os.path.lexists(self.container_dir) or os.path.lexists(self.state_dir)
+    def gone(self) -> bool:
+        """Whether nothing of this container is left on the node (neither directory): then
+        its lock file may go too (`container_lock`'s `gone`)."""
+        return not (os.path.lexists(self.container_dir) or os.path.lexists(self.state_dir))
 
     def remove_files(self, dir_fd: int | None) -> None:
         """The pod's files (with temporary files a killed write left), then the trusted

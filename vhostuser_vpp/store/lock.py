@@ -13,7 +13,7 @@ import errno
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 LOCK_DIR_NAME = ".locks"
 DEFAULT_TIMEOUT_S = 60.0
@@ -51,14 +51,24 @@ def _open_lock_dir(cni_dir: str) -> int:
 
 @contextlib.contextmanager
 def container_lock(
-    cni_dir: str, container_id: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    cni_dir: str,
+    container_id: str,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    gone: Callable[[], bool] | None = None,
 ) -> Iterator[ContainerLock]:
+    """Held for the block. `gone`, asked on the way out whatever happened: whether nothing of
+    the container is left, in which case its lock file goes too (a DEL, a failed ADD, a
+    CHECK of an unknown container leave no lock behind)."""
     lock = ContainerLock(cni_dir, container_id)
     lock.acquire(timeout_s)
     try:
         yield lock
     finally:
-        lock.release()
+        try:
+            if gone is not None and gone():
+                lock.remove()
+        finally:
+            lock.release()
 
 
 class ContainerLock:
