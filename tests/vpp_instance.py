@@ -76,22 +76,22 @@ def _version_label(vpp: Path) -> str:
 
 def find_build() -> VppBuild | None:
     """The VPP the suite is judged on, or None when this machine has none."""
-    env_bin = os.environ.get("VPP_BIN")
-    if env_bin:
-        plugin_dir = os.environ.get("VPP_PLUGIN_DIR")
-        path = Path(env_bin)
-        return _build(_version_label(path), path, Path(plugin_dir) if plugin_dir else None)
-    return _build("vpp-26.06", SHARED / "vpp" / "bin" / "vpp", None)
+    return _find("VPP", "vpp-26.06", SHARED / "vpp")
 
 
 def find_old_build() -> VppBuild | None:
     """An older release for the lifecycle tests, when one is at hand."""
-    env_bin = os.environ.get("VPP_OLD_BIN")
+    return _find("VPP_OLD", "vpp-24.10", SHARED / "vpp-24.10")
+
+
+def _find(env: str, label: str, shared: Path) -> VppBuild | None:
+    """`<env>_BIN` (and `<env>_PLUGIN_DIR`) when set, else the build in `shared`."""
+    env_bin = os.environ.get(f"{env}_BIN")
     if env_bin:
-        plugin_dir = os.environ.get("VPP_OLD_PLUGIN_DIR")
+        plugin_dir = os.environ.get(f"{env}_PLUGIN_DIR")
         path = Path(env_bin)
         return _build(_version_label(path), path, Path(plugin_dir) if plugin_dir else None)
-    return _build("vpp-24.10", SHARED / "vpp-24.10" / "bin" / "vpp", None)
+    return _build(label, shared / "bin" / "vpp", None)
 
 
 class VppInstance:
