@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,17 @@ def dpdk() -> Iterator[None]:
         pytest.skip(why)
     with testpmd.hugepages():
         yield
+
+
+def wait_for(
+    condition: Callable[[], bool], what: str, timeout: float = 60.0, detail: Callable[[], str] | None = None
+) -> None:
+    """Polls `condition` (50 ms, growing to 0.5 s) until it holds; fails naming `what`, and
+    what `detail` says then (a log's tail), after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:g}s\n{detail() if detail else ''}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import STATE_TOOL, VppNode, new_container_id
+from tests.integration.conftest import wait_for as until
 from tests.integration.testpmd import Pod, Testpmd, ping
 from vhostuser_vpp.agent.metrics import UnixHTTPConnection
 
@@ -100,13 +101,8 @@ def wiring(vpp: VppNode) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
 
 
 def wait_for(condition: Callable[[], bool], what: str, process: AgentProcess | None = None) -> None:
-    """Polls `condition` until it holds; fails naming `what` (and the agent's log)."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            log = process.log()[-3000:] if process else ""
-            pytest.fail(f"{what}: not within {WAIT_S:g}s\n{log}")
-        time.sleep(0.05)
+    """The suite's `wait_for` with the agent's bound, failing with the agent's log."""
+    until(condition, what, WAIT_S, detail=(lambda: process.log()[-3000:]) if process else None)
 
 
 @pytest.mark.lifecycle

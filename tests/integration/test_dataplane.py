@@ -11,30 +11,17 @@ report VPP's drops, never a rate.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import VppNode, new_container_id
+from tests.integration.conftest import VppNode, new_container_id, wait_for
 from tests.integration.testpmd import Pod, Testpmd, ping
 
 pytestmark = pytest.mark.dataplane
 PACKETS = 10_000
 WAIT_S = 60.0
 VPP_CONFIG_TOOL = str(Path(__file__).resolve().parents[2] / "examples" / "vpp-config.py")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    """Polls `condition` until it holds; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:g}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
 def counters(vpp: VppNode, name: str) -> dict[str, int]:
