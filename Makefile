@@ -44,22 +44,28 @@ lint: install
 
 # Integration tests run against the emulator and against a real VPP when one is found
 # (README: Testing against a real VPP); the run ends with a line per VPP.
+# Then the integration tests again, every request through the `vhostuser` shim and a node
+# agent (README: Fast path).
 test: install cni-plugins runtime dataplane lint
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q
+	CNI_BIN_DIR=$(CNI_BIN_DIR) VHOSTUSER_TEST_VIA_AGENT=1 $(PY) -m pytest -q tests/integration
 
 unit: install
 	$(PY) -m pytest -q tests/unit
 
 integration: install cni-plugins runtime dataplane
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q tests/integration
+	CNI_BIN_DIR=$(CNI_BIN_DIR) VHOSTUSER_TEST_VIA_AGENT=1 $(PY) -m pytest -q tests/integration
 
 # Cold-process ADD/DEL timings against the in-process emulator (table; JSON to $BENCH_OUT,
 # default bench-results.json), the emulator's own round-trip rate, then the node agent's
-# restore times and memory (real VPP when found). See docs/benchmarks.md.
+# restore times and memory, then the fast path (shim + agent against cold runs and
+# host-local), both against a real VPP when found. See docs/benchmarks.md.
 bench: install cni-plugins
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) bench/plugin_bench.py
 	$(PY) bench/sim_bench.py
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) bench/agent_bench.py
+	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) bench/fastpath_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis bench-results.json bench-sim.json bench-agent.json

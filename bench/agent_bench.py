@@ -46,10 +46,10 @@ WAIT_S = 120.0
 class Target:
     """The VPP under test: `restart()` is a kill -9 and a start; returns when it answers."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, poll_sleep_usec: int | None = 1000) -> None:
         build = find_build()
         self.label = f"real VPP {build.label}" if build else "emulator"
-        self._instance = VppInstance(build) if build else None
+        self._instance = VppInstance(build, poll_sleep_usec=poll_sleep_usec) if build else None
         self._emulator: Emulator | None = None
         self.api_socket = self._instance.api_socket if self._instance else str(workdir / "emu.sock")
 

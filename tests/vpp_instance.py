@@ -36,7 +36,7 @@ STOP_TIMEOUT_S = 10.0
 VPPCTL_TIMEOUT_S = 30.0
 
 STARTUP_CONF = """\
-unix {{ nodaemon cli-listen {run}/cli.sock log {run}/vpp.log poll-sleep-usec 1000 }}
+unix {{ nodaemon cli-listen {run}/cli.sock log {run}/vpp.log{poll_sleep} }}
 socksvr {{ socket-name {run}/api.sock }}
 api-segment {{ prefix {prefix} }}
 plugins {{ path {plugins} plugin default {{ disable }} plugin vhost_plugin.so {{ enable }}
@@ -99,9 +99,16 @@ class VppInstance:
 
     _count = 0
 
-    def __init__(self, build: VppBuild, run_dir: Path | None = None) -> None:
+    def __init__(
+        self, build: VppBuild, run_dir: Path | None = None, poll_sleep_usec: int | None = 1000
+    ) -> None:
+        """`poll_sleep_usec`: the main loop's nap, so that a polled port does not spin a
+        core of a shared test machine (each API round trip then waits up to that long);
+        None leaves VPP's default (no nap: it sleeps in epoll while idle, as the shared
+        build's README runs it), for benchmarks of API latency."""
         VppInstance._count += 1
         self.build = build
+        self.poll_sleep = "" if poll_sleep_usec is None else f" poll-sleep-usec {poll_sleep_usec}"
         self._owns_run_dir = run_dir is None
         # Short: unix socket paths hold at most 107 bytes.
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="vpp-", dir="/tmp"))
@@ -132,6 +139,7 @@ class VppInstance:
                 prefix=self.prefix,
                 plugins=self.build.plugin_dir,
                 main_core=min(1, (os.cpu_count() or 1) - 1),
+                poll_sleep=self.poll_sleep,
             )
         )
         output = (self.run_dir / "stdout.log").open("ab")

@@ -5,30 +5,48 @@ container and interface, so lines of parallel invocations can be told apart.
 The file is opened O_APPEND and each line is one write(2), so concurrent
 plugins interleave whole lines; nothing rotates it in-process (logrotate's
 copytruncate or a size cap outside the plugin does that job).
+
+One process may serve many requests at once (the node agent, one thread each): a
+request's context and the handlers it adds (its stderr, its config's logFile) are bound
+to it by a context variable, so no request's lines reach another's stderr or file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import IO
 
 ROOT = "vhostuser_vpp"
 _FORMAT = "%(asctime)s pid=%(process)d %(cni_context)s %(levelname)s %(name)s: %(message)s"
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+# "ADD cid=... if=... net=..." of the request being served, and the request itself.
+_cni_context: contextvars.ContextVar[str] = contextvars.ContextVar("cni_context", default="-")
+_request: contextvars.ContextVar[object | None] = contextvars.ContextVar("request", default=None)
+
+
 class _ContextFilter(logging.Filter):
-    def __init__(self) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.cni_context = _cni_context.get()
+        return True
+
+
+class _RequestFilter(_ContextFilter):
+    """Passes only the records logged while serving one request."""
+
+    def __init__(self, request: object) -> None:
         super().__init__()
-        self.context = "-"
+        self.request = request
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.cni_context = self.context
-        return True
+        return _request.get() is self.request and super().filter(record)
 
 
 class _UtcFormatter(logging.Formatter):
@@ -56,10 +74,6 @@ class AppendFileHandler(logging.Handler):
 _context = _ContextFilter()
 
 
-def configure_stderr(level: int = logging.WARNING) -> None:
-    _log_to_stderr(level, _UtcFormatter(_FORMAT))
-
-
 class _JsonFormatter(_UtcFormatter):
     """One JSON object a line, for a resident process (the node agent) whose logs a
     collector parses: time, level, logger, message, and the fields passed as `extra`."""
@@ -76,6 +90,9 @@ class _JsonFormatter(_UtcFormatter):
             "msg": record.getMessage(),
             **{k: v for k, v in record.__dict__.items() if k not in self._STANDARD},
         }
+        context = getattr(record, "cni_context", "-")
+        if context != "-":
+            doc["cni"] = context
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
@@ -87,13 +104,19 @@ def configure_json_stderr(level: int = logging.INFO) -> None:
 
 def _log_to_stderr(level: int, formatter: logging.Formatter) -> None:
     logger = logging.getLogger(ROOT)
-    logger.setLevel(logging.DEBUG)
     logger.propagate = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.addFilter(_context)
     handler.setFormatter(formatter)
     logger.addHandler(handler)
+    _relevel(logger)
+
+
+def _relevel(logger: logging.Logger) -> None:
+    """The logger's level: the lowest any of its handlers takes, so that a debug line no
+    handler wants costs a level check, not a record (a dozen per VPP call)."""
+    logger.setLevel(min((h.level for h in logger.handlers), default=logging.WARNING))
 
 
 def set_context(command: str, container_id: str, ifname: str, network: str = "") -> None:
@@ -104,7 +127,7 @@ def set_context(command: str, container_id: str, ifname: str, network: str = "")
         parts.append(f"if={ifname}")
     if network:
         parts.append(f"net={network}")
-    _context.context = " ".join(parts)
+    _cni_context.set(" ".join(parts))
 
 
 def level_named(name: str) -> int:
@@ -112,24 +135,40 @@ def level_named(name: str) -> int:
 
 
 def add_file(path: str, level: int) -> None:
+    """The request's config's logFile, for the rest of the request (`request_scope`)."""
     handler = AppendFileHandler(path)
     handler.setLevel(level)
-    handler.addFilter(_context)
+    _bind(handler)
+
+
+def _bind(handler: logging.Handler) -> None:
+    request = _request.get()
+    handler.addFilter(_RequestFilter(request) if request is not None else _context)
     handler.setFormatter(_UtcFormatter(_FORMAT))
-    logging.getLogger(ROOT).addHandler(handler)
+    logger = logging.getLogger(ROOT)
+    logger.addHandler(handler)
+    _relevel(logger)
 
 
 @contextlib.contextmanager
-def request_scope() -> Iterator[None]:
-    """One CNI request's logging: the log file its config names (`add_file`) is closed and
-    its context forgotten when it ends, so that requests served one after another by one
-    process do not pile up handlers or name each other's containers."""
+def request_scope(stderr: IO[str], level: int = logging.WARNING) -> Iterator[None]:
+    """One CNI request's logging: its lines at `level` and above on its `stderr`, its
+    context, and the handlers it adds, all removed and closed when it ends, so that
+    requests served one after another, or at once, by one process neither pile up
+    handlers nor see each other's lines."""
     logger = logging.getLogger(ROOT)
-    before = set(logger.handlers)
+    request = object()
+    tokens = (_request.set(request), _cni_context.set("-"))
+    stream = logging.StreamHandler(stderr)
+    stream.setLevel(level)
+    _bind(stream)
     try:
         yield
     finally:
-        for handler in [h for h in logger.handlers if h not in before]:
-            logger.removeHandler(handler)
-            handler.close()
-        _context.context = "-"
+        for handler in list(logger.handlers):
+            if any(isinstance(f, _RequestFilter) and f.request is request for f in handler.filters):
+                logger.removeHandler(handler)
+                handler.close()
+        _relevel(logger)
+        _cni_context.reset(tokens[1])
+        _request.reset(tokens[0])

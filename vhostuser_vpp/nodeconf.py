@@ -18,7 +18,8 @@ administrator writes:
                                    "/run/k8s.cni.cncf.io/devinfo/cni"],
       "allowed_unnumbered_interfaces": ["loop0"],
       "allowed_bridge_domains": [],
-      "agent_listen": "unix:/run/vhostuser-vpp/agent.sock"
+      "agent_listen": "unix:/run/vhostuser-vpp/agent.sock",
+      "agent_socket": "/run/vhostuser-vpp/cni.sock"
     }
 
 A VPP API socket is only connected to, but another unix socket on the host
@@ -31,6 +32,9 @@ that name); `allowed_bridge_domains` the bridge domain IDs L2 ports may join:
 none unless the operator says so, since a domain may hold the operator's VMs.
 `agent_listen` is where the node agent serves its metrics and health: a unix socket
 (`unix:/path`, made 0600) or a loopback address and port (`127.0.0.1:9731`, `[::1]:9731`).
+`agent_socket` is the unix socket (0600, root's) where the node agent takes CNI requests
+from the `vhostuser` shim; `vhostuser-vpp install` writes it into the shim, so a change
+needs a new install; "" turns the fast path off (the shim always runs the plugin itself).
 
 Paths are resolved, not only compared: below an allowed cniDir no component may be
 a symlink, and a cniDir may not lie inside another cniDir's pod directories (which
@@ -65,8 +69,10 @@ _KEYS = (
     "allowed_unnumbered_interfaces",
     "allowed_bridge_domains",
     "agent_listen",
+    "agent_socket",
 )
 DEFAULT_AGENT_LISTEN = "unix:/run/vhostuser-vpp/agent.sock"
+DEFAULT_AGENT_SOCKET = "/run/vhostuser-vpp/cni.sock"
 # Entries a cniDir in use always holds (the lock directory, `.state`): a directory that
 # has one is a cniDir, and what lies below it is its pods' directories.
 _CNI_DIR_MARKERS = (".locks", ".state")
@@ -82,6 +88,7 @@ class NodePolicy(NamedTuple):
     allowed_unnumbered_interfaces: tuple[str, ...] = ("loop0",)
     allowed_bridge_domains: tuple[int, ...] = ()
     agent_listen: str = DEFAULT_AGENT_LISTEN
+    agent_socket: str = DEFAULT_AGENT_SOCKET
     source: str = "built-in defaults"
 
     def check_cni_dir(self, cni_dir: str) -> None:
@@ -197,10 +204,14 @@ def _check_file_under(path: str, bases: tuple[str, ...], what: str, source: str)
 
 def _setting(key: str, value: Any) -> Any:
     """One key's value as NodePolicy holds it: a tuple of paths, names or bridge domain IDs,
-    or (agent_listen) an address; ValueError naming the key when it is none of these."""
+    (agent_listen) an address or (agent_socket) a path; ValueError naming the key when it is none of these."""
     if key == "agent_listen":
         if not isinstance(value, str) or not _listen_address(value):
             raise ValueError("agent_listen must be unix:/absolute/path or 127.0.0.1:PORT / [::1]:PORT")
+        return value
+    if key == "agent_socket":
+        if not isinstance(value, str) or "\0" in value or (value and not value.startswith("/")):
+            raise ValueError('agent_socket must be an absolute path, or "" for none')
         return value
     if key in _NUMBER_KEYS:
         if not isinstance(value, list) or not all(

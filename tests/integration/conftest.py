@@ -3,6 +3,14 @@
 Tests run the installed `vhostuser` executable exactly as a runtime does: CNI_*
 variables in the environment, the network config on stdin, the result or
 error read back from stdout. IPAM is the distribution's real host-local.
+
+Two ways of running the plugin, one per pytest run (`make test` makes both):
+- directly: the venv's `vhostuser` entry point serves each request in its own process;
+- `VHOSTUSER_TEST_VIA_AGENT=1`: the shim `vhostuser-vpp install` writes, handing every
+  request to one node agent started for the session (its own policy names the socket;
+  each request still carries its test node's policy, as a runtime's environment would).
+Tests about the plugin process itself (killed mid-ADD, seen waiting in flock(2)) run
+`DIRECT_PLUGIN` in both.
 """
 
 from __future__ import annotations
@@ -31,7 +39,12 @@ from vhostuser_vpp.sim import Emulator
 
 CNI_BIN_DIR = os.environ.get("CNI_BIN_DIR", "/usr/lib/cni")
 STATE_TOOL = str(Path(__file__).resolve().parents[1] / "tools" / "state_vhost_tool.py")
-PLUGIN = str(Path(sys.executable).parent / "vhostuser")
+DIRECT_PLUGIN = str(Path(sys.executable).parent / "vhostuser")
+VIA_AGENT = os.environ.get("VHOSTUSER_TEST_VIA_AGENT") == "1"
+# The session agent's files: short, as its sockets' paths must be.
+AGENT_ROOT = Path(f"/tmp/vhu-agent-{os.getpid()}")
+PLUGIN = str(AGENT_ROOT / "bin" / "vhostuser") if VIA_AGENT else DIRECT_PLUGIN
+VHOSTUSER_VPP = str(Path(sys.executable).parent / "vhostuser-vpp")
 NETWORK = "vhostuser-network"
 # The bridge domains tests put L2 ports in, allowed by every test node's policy.
 TEST_BRIDGE_DOMAINS = [3, 7, 9, 10, 12, 4242]
@@ -142,6 +155,7 @@ class Node:
         drop_env: tuple[str, ...] = (),
         stdin: bytes | None = None,
         netns_exec: str = "",
+        plugin: str = PLUGIN,
     ) -> CniRun:
         """Runs the plugin like a runtime; `netns_exec` runs it inside that network namespace
         (`ip netns exec`), the way a test stands in for the host's namespace."""
@@ -154,7 +168,7 @@ class Node:
             if stdin is not None
             else json.dumps(config if config is not None else self.config()).encode()
         )
-        argv = ["ip", "netns", "exec", netns_exec, PLUGIN] if netns_exec else [PLUGIN]
+        argv = ["ip", "netns", "exec", netns_exec, plugin] if netns_exec else [plugin]
         proc = subprocess.run(argv, input=data, env=env, capture_output=True, timeout=120, check=False)
         run = CniRun(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
         key = (container_id, ifname)
@@ -233,8 +247,85 @@ def _host_local_present() -> None:
         pytest.fail(
             f"host-local not found in {CNI_BIN_DIR}: run `make cni-plugins` (containernetworking-plugins)"
         )
-    if not os.access(PLUGIN, os.X_OK):
-        pytest.fail(f"{PLUGIN} is not installed: run `make install`")
+    if not os.access(DIRECT_PLUGIN, os.X_OK):
+        pytest.fail(f"{DIRECT_PLUGIN} is not installed: run `make install`")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    how = "through the shim and a node agent" if VIA_AGENT else "directly (one process per request)"
+    terminalreporter.write_line(f"plugin runs: {how}")
+
+
+class ShimAgent:
+    """The shim, installed in `root/bin` by `vhostuser-vpp install`, and a node agent that
+    serves it: its own policy names the CNI socket; it has no VPP and no records of its
+    own to reconcile. `stop` fails the test if the agent exited badly or logged a request
+    it could not serve."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.plugin = str(root / "bin" / "vhostuser")
+        self.socket = root / "cni.sock"
+        self.policy = root / "node.json"
+        self.log = root / "agent.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        (root / "bin").mkdir(parents=True)
+        self.policy.write_text(
+            json.dumps({"agent_socket": str(self.socket), "agent_listen": f"unix:{root / 'agent.sock'}"})
+        )
+        install = [VHOSTUSER_VPP, "install", "--cni-bin-dir", str(root / "bin")]
+        install += ["--cni-dir", str(root / "cni"), "--node-config", str(self.policy)]
+        subprocess.run(install, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        serve = [VHOSTUSER_VPP, "agent", "--api-socket", str(self.root / "no-vpp.sock")]
+        serve += ["--cni-dir", str(self.root / "cni"), "--interval", "3600"]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                serve,
+                env={**os.environ, "VHOSTUSER_VPP_NODE_CONFIG": str(self.policy)},
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        wait_for(self.socket.exists, "the node agent's CNI socket", detail=self.log.read_text)
+
+    def metrics(self) -> str:
+        from vhostuser_vpp.agent.metrics import UnixHTTPConnection
+
+        conn = UnixHTTPConnection(str(self.root / "agent.sock"))
+        try:
+            conn.request("GET", "/metrics")
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        code = proc.wait(timeout=60)
+        failures = [line for line in self.log.read_text().splitlines() if '"request_failed"' in line]
+        assert code == 0, f"the node agent exited {code}"
+        assert not failures, f"the node agent could not serve: {failures[:3]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_agent() -> Iterator[None]:
+    """With VHOSTUSER_TEST_VIA_AGENT=1: PLUGIN is the shim, served by one agent."""
+    if not VIA_AGENT:
+        yield
+        return
+    shutil.rmtree(AGENT_ROOT, ignore_errors=True)
+    agent = ShimAgent(AGENT_ROOT)
+    try:
+        agent.start()
+        yield
+        agent.stop()
+    finally:
+        if agent.proc is not None:
+            agent.proc.kill()
+        shutil.rmtree(AGENT_ROOT, ignore_errors=True)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import NETWORK, PLUGIN, Node, VppNode, new_container_id
+from tests.integration.conftest import DIRECT_PLUGIN, NETWORK, PLUGIN, Node, VppNode, new_container_id
 
 CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
 VM_IP = "10.56.217.250"
@@ -339,7 +339,7 @@ def test_an_add_waits_for_a_loopback_another_add_is_making(vpp: VppNode) -> None
         index = int(probe.papi.api.create_loopback(mac_address="00:00:00:00:00:00").sw_if_index)
         assert probe.interface(index).interface_name == "loop0", "found by its name, not yet by its tag"
         env = node.env("ADD", second := new_container_id(), "net1", "/var/run/netns/pod")
-        add = subprocess.Popen([PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        add = subprocess.Popen([DIRECT_PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert add.stdin is not None
         add.stdin.write(json.dumps(config).encode())
         add.stdin.close()
@@ -392,7 +392,7 @@ def test_a_bridge_domain_is_left_and_deleted_under_the_node_lock(vpp: VppNode) -
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         env = node.env("DEL", cid, "net1", "/var/run/netns/pod")
-        delete = subprocess.Popen([PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        delete = subprocess.Popen([DIRECT_PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert delete.stdin is not None
         delete.stdin.write(json.dumps(config).encode())
         delete.stdin.close()

@@ -8,7 +8,7 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.conftest import PLUGIN, CniRun, VppNode, new_container_id
+from tests.integration.conftest import DIRECT_PLUGIN, CniRun, VppNode, new_container_id
 from tests.integration.vpp_probe import VppProbe
 from vhostuser_vpp.sim import Emulator
 from vhostuser_vpp.sim.faults import Decision, Faults
@@ -135,7 +135,11 @@ def test_a_plugin_killed_mid_add_leaves_enough_for_del(vpp: VppNode) -> None:
         config = node.vpp_config()
         env = node.env("ADD", cid, "net1", "/var/run/netns/pod")
         plugin = subprocess.Popen(
-            [PLUGIN], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+            [DIRECT_PLUGIN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         assert plugin.stdin is not None
         plugin.stdin.write(json.dumps(config).encode())

@@ -118,6 +118,8 @@ def test_private_file_modes_are_fine(base: Path, mode: int) -> None:
             {"allowed_unnumbered_interfaces": ["/loop0"]},
             "allowed_unnumbered_interfaces must be a list of names",
         ),
+        ({"agent_socket": "run/cni.sock"}, "agent_socket must be an absolute path"),
+        ({"agent_socket": 5}, "agent_socket must be an absolute path"),
         ([], "not a JSON object"),
         ("{", ""),
         ("", ""),
@@ -130,6 +132,14 @@ def test_invalid_policy_is_code_7(base: Path, doc: Any, details: str) -> None:
     assert info.value.msg == "invalid node config"
     assert info.value.details.startswith(str(base / "p.json"))
     assert details in info.value.details
+
+
+def test_the_agent_socket_is_a_path_or_none(base: Path) -> None:
+    assert NodePolicy().agent_socket == "/run/vhostuser-vpp/cni.sock"
+    assert load_policy(write_policy(base / "p.json", {"agent_socket": ""})).agent_socket == ""
+    assert (
+        load_policy(write_policy(base / "p.json", {"agent_socket": "/x/c.sock"})).agent_socket == "/x/c.sock"
+    )
 
 
 def test_unreadable_policy_is_code_5(base: Path) -> None:

@@ -1,7 +1,8 @@
 """`vhostuser-vpp agent`: the node agent in the foreground (systemd or a DaemonSet runs it).
 
 Logs JSON lines on stderr; serves metrics and health where the node policy's
-`agent_listen` says; stops cleanly on SIGTERM or SIGINT.
+`agent_listen` says, and the shim's CNI requests on its `agent_socket`; stops cleanly on
+SIGTERM or SIGINT (the CNI socket first, then the requests in flight are finished).
 """
 
 from __future__ import annotations
@@ -41,10 +42,13 @@ def run(args: argparse.Namespace) -> int:
     import threading
 
     from vhostuser_vpp import logs
+    from vhostuser_vpp.agent.cni_socket import CniSocket
     from vhostuser_vpp.agent.metrics import Endpoint, Metrics
     from vhostuser_vpp.agent.node import Agent, AgentConfig
     from vhostuser_vpp.cni.errors import CniError
     from vhostuser_vpp.nodeconf import load_policy
+    from vhostuser_vpp.plugin import main as plugin_main  # noqa: F401  (paid here, not by a pod)
+    from vhostuser_vpp.vpp import pool
 
     logs.configure_json_stderr()
     try:
@@ -67,6 +71,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         output.error("agent", f"cannot listen on {policy.agent_listen}: {err}")
         return output.EXIT_PROBLEMS
+    cni_socket = None
+    if policy.agent_socket:
+        try:
+            cni_socket = CniSocket(policy.agent_socket, metrics)
+        except OSError as err:
+            endpoint.stop()
+            output.error("agent", f"cannot serve CNI requests on {policy.agent_socket}: {err}")
+            return output.EXIT_PROBLEMS
+    connections = pool.ClientPool()
+    pool.install(connections)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
@@ -75,8 +89,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     endpoint.start()
+    if cni_socket is not None:
+        cni_socket.start()
     try:
         agent.run(stop)
     finally:
+        if cni_socket is not None:
+            cni_socket.stop()
+        pool.install(None)
+        connections.close()
         endpoint.stop()
     return output.EXIT_OK

@@ -53,6 +53,27 @@ class Metrics:
         self.collected = Counter(
             f"{PREFIX}_collected", "Objects of ours no pod owns, removed, by kind", ["kind"], registry=r
         )
+        self.cni_requests = Counter(
+            f"{PREFIX}_cni_requests",
+            "CNI requests served for the shim, by command and result (ok, error: the CNI error answered)",
+            ["command", "result"],
+            registry=r,
+        )
+        self.cni_declined = Counter(
+            f"{PREFIX}_cni_declined",
+            "Shim requests left to the shim, by why (protocol, peer, namespace)",
+            ["reason"],
+            registry=r,
+        )
+        self.cni_request_seconds = Histogram(
+            f"{PREFIX}_cni_request_duration_seconds",
+            "One shim request, from accepted to answered",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.cni_in_flight = Gauge(
+            f"{PREFIX}_cni_requests_in_flight", "Shim requests accepted and not yet answered", registry=r
+        )
         self.last_error_time = Gauge(
             f"{PREFIX}_last_error_timestamp_seconds", "When the last error happened (0: none)", registry=r
         )

@@ -123,11 +123,14 @@ class GatewayInterface(NamedTuple):
 class VppBackend:
     name = "vpp"
 
-    def __init__(self, options: VppOptions, client: VppClient | None = None) -> None:
-        """`client`: a connection someone else holds (the node agent's), used and left open;
-        else the backend makes its own, loading only its mode's API definitions."""
+    def __init__(
+        self, options: VppOptions, client: VppClient | None = None, close_client: bool | None = None
+    ) -> None:
+        """`client`: a connection someone else holds (the node agent's), used and left open
+        unless `close_client` (a pool's, which closing gives back); else the backend makes
+        its own, loading only its mode's API definitions."""
         self.options = options
-        self._owns_client = client is None
+        self._owns_client = client is None if close_client is None else close_client
         self.client = client or VppClient(
             options.api_socket,
             options.connect_timeout,

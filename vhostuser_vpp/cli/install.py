@@ -6,11 +6,17 @@ same directory, fsynced, tried once (`CNI_COMMAND=VERSION`), and only then renam
 over the old one: a runtime sees the old launcher or the new one, never half of one
 and never one that cannot start.
 
-The launcher is a few lines of Python bound, by its `#!` line, to the interpreter that
-runs this command, so the plugin runs with exactly the packages installed beside it.
-`-I` (isolated mode) keeps the runtime's environment (`PYTHONPATH`, `PYTHONHOME`) and
-the CNI bin dir itself (a script's directory is normally put first on `sys.path`) from
-changing what the plugin imports.
+The launcher is the shim (vhostuser_vpp/agent/shim.py), a few lines of Python. Its `#!`
+line names the distribution's python3 (`SHIM_PYTHONS`: the shim needs the standard
+library only, and that build starts fastest), else the interpreter running this command;
+`-I` (isolated mode) keeps the runtime's environment (`PYTHONPATH`, `PYTHONHOME`) and the
+CNI bin dir itself (a script's directory is normally put first on `sys.path`) from
+changing what it imports, `-S` skips `site`. When the shim serves a request itself it
+execs the interpreter running this command, with `-I`, so the plugin runs with exactly
+the packages installed beside it. The launcher names that interpreter, the directory
+this package was imported from and the node agent's CNI socket, `agent_socket` of the
+node policy (`--node-config`, else the policy the plugin reads): a policy that moves the
+socket needs a new install.
 
 CNI bin dirs differ between distributions (/opt/cni/bin, /usr/libexec/cni,
 /var/lib/cni/bin), so the directory is a required flag rather than a guess. Both
@@ -26,10 +32,14 @@ import os
 import stat
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 from vhostuser_vpp.cli import output
 from vhostuser_vpp.defaults import DEFAULT_CNI_DIR
 from vhostuser_vpp.store import atomic
+
+if TYPE_CHECKING:
+    from vhostuser_vpp.nodeconf import NodePolicy
 
 LAUNCHER_NAME = "vhostuser"
 # The second line of every launcher we write: how uninstall (and a later install)
@@ -82,8 +92,39 @@ def run(args: argparse.Namespace) -> int:
     return output.EXIT_OK
 
 
-def launcher_text(interpreter: str) -> str:
-    return f"#!{interpreter} -I\n{MARKER}\nfrom vhostuser_vpp.plugin.main import main\n\nmain()\n"
+def launcher_text(shim_python: str, plugin_python: str, package_root: str, agent_socket: str) -> str:
+    return (
+        f"#!{shim_python} -IS\n{MARKER}\nimport sys\n\nsys.path.insert(0, {package_root!r})\n"
+        f"from vhostuser_vpp.agent.shim import main\n\nmain({agent_socket!r}, {plugin_python!r})\n"
+    )
+
+
+# Where a distribution keeps its python3; the first that runs and is 3.10 or later starts
+# the shim.
+SHIM_PYTHONS = ("/usr/bin/python3",)
+
+
+def shim_python(fallback: str) -> str:
+    for candidate in SHIM_PYTHONS:
+        try:
+            proc = subprocess.run(
+                [candidate, "-IS", "-c", "import sys; sys.exit(sys.version_info < (3, 10))"],
+                capture_output=True,
+                timeout=_PROBE_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if proc.returncode == 0:
+            return candidate
+    return fallback
+
+
+def package_root() -> str:
+    """The directory holding the `vhostuser_vpp` package this command runs from."""
+    import vhostuser_vpp
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(vhostuser_vpp.__file__)))
 
 
 def is_ours(content: bytes) -> bool:
@@ -101,10 +142,15 @@ def _install(args: argparse.Namespace) -> None:
     interpreter = sys.executable
     if not os.path.isabs(interpreter) or any(c.isspace() for c in interpreter):
         raise InstallError(f"cannot name this interpreter in a #! line: {interpreter!r}")
-    content = launcher_text(interpreter).encode()
+    if args.node_config:
+        written = _create_node_config(args.node_config)
+        print(f"node config {args.node_config}: {'written (defaults)' if written else 'already there, kept'}")
+    agent_socket = _policy(args.node_config).agent_socket
+    content = launcher_text(shim_python(interpreter), interpreter, package_root(), agent_socket).encode()
     if len(content.split(b"\n", 1)[0]) > _SHEBANG_LIMIT:
         raise InstallError(f"the interpreter path is too long for a #! line: {interpreter}")
     print(f"launcher {os.path.join(bin_dir, LAUNCHER_NAME)}: {_put_launcher(bin_dir, content, args.force)}")
+    print(f"agent socket: {agent_socket or 'none (the fast path is off)'}")
 
     prefix = os.path.join(args.cni_dir, node_files.GET_PREFIX_NAME)
     kept = os.path.lexists(prefix)
@@ -115,9 +161,16 @@ def _install(args: argparse.Namespace) -> None:
         raise InstallError(str(exc)) from exc
     print(f"get-prefix.sh {prefix}: {'already there, kept' if kept else 'written'}")
 
-    if args.node_config:
-        written = _create_node_config(args.node_config)
-        print(f"node config {args.node_config}: {'written (defaults)' if written else 'already there, kept'}")
+
+def _policy(node_config: str | None) -> NodePolicy:
+    from vhostuser_vpp.cni.errors import CniError
+    from vhostuser_vpp.nodeconf import PATH_ENV, load_policy
+
+    environ = {PATH_ENV: node_config} if node_config else os.environ
+    try:
+        return load_policy(environ)
+    except CniError as err:
+        raise InstallError(str(err)) from err
 
 
 def _uninstall(args: argparse.Namespace) -> None:

@@ -38,13 +38,20 @@ class Handlers(NamedTuple):
 
 class Dispatcher:
     def __init__(
-        self, environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str], stderr: IO[str], about: str = ""
+        self,
+        environ: Mapping[str, str],
+        stdin: IO[bytes],
+        stdout: IO[str],
+        stderr: IO[str],
+        about: str = "",
+        executable: str = "",
     ) -> None:
         self.environ = environ
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
         self.about = about
+        self.executable = executable
 
     def run(self, handlers: Handlers) -> int:
         """Returns the process exit code: 0, or 1 after printing an error."""
@@ -65,7 +72,7 @@ class Dispatcher:
             self._check_supported(config["cniVersion"])
             version = config["cniVersion"]
             self._check_command_allowed(command, version)
-            args = read_cmd_args(command, self.environ, config)
+            args = read_cmd_args(command, self.environ, config, self.executable)
             result = self._call(handlers, args)
             if result is not None:
                 self._print(result.to_json(version))

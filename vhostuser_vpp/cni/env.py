@@ -43,6 +43,9 @@ class CmdArgs(NamedTuple):
     args: Mapping[str, str]
     config: dict[str, Any]
     environ: Mapping[str, str]
+    # The file the runtime executed for this request (the shim's path when the node agent
+    # serves it): a delegated plugin that is this file is the plugin itself.
+    executable: str = ""
 
     def __repr__(self) -> str:
         # Never the config or the environment: either may carry credentials into a log.
@@ -117,7 +120,9 @@ def read_command(environ: Mapping[str, str]) -> str:
     return command
 
 
-def read_cmd_args(command: str, environ: Mapping[str, str], config: dict[str, Any]) -> CmdArgs:
+def read_cmd_args(
+    command: str, environ: Mapping[str, str], config: dict[str, Any], executable: str = ""
+) -> CmdArgs:
     missing = [var for var, cmds in _REQUIRED_FOR.items() if command in cmds and not environ.get(var)]
     if "CNI_CONTAINERID" in missing:
         raise CniError(CniCode.UNKNOWN_CONTAINER, "missing containerID", "CNI_CONTAINERID is not set")
@@ -138,4 +143,5 @@ def read_cmd_args(command: str, environ: Mapping[str, str], config: dict[str, An
         args=parse_cni_args(environ.get("CNI_ARGS", "")),
         config=config,
         environ=environ,
+        executable=executable,
     )

@@ -21,7 +21,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,8 +70,12 @@ class DelegatedPlugin:
         environ: Mapping[str, str],
         search_path: tuple[str, ...],
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        own_executable: str = "",
     ) -> None:
+        """`own_executable`: the file the runtime ran for this request; a plugin found to be
+        that file is this plugin again (under another name, a symlink)."""
         self.plugin_type = plugin_type
+        self.own_executable = own_executable
         self.config = config
         self.environ = environ
         self.search_path = search_path
@@ -84,7 +87,7 @@ class DelegatedPlugin:
     def path(self) -> str:
         if self._path is None:
             found = find_plugin(self.plugin_type, self.search_path)
-            if self.plugin_type == OWN_TYPE or _same_file(found, sys.argv[0]):
+            if self.plugin_type == OWN_TYPE or _same_file(found, self.own_executable):
                 raise SelfDelegation(
                     CniCode.INVALID_CONFIG,
                     "ipam.type names this plugin itself",

@@ -155,7 +155,9 @@ def _add_with_backend(
         record = record._replace(
             vhostname=port.name, vhostmac=port.mac, ifmac=pod_mac, ip_addr=ip4.ip, port=port.handle
         )
-        attachment.write_record(dir_fd, record)
+        # Whole at once; its rename is made durable by the ready version's, or undone. The
+        # same for ip4.conf below, whose directory the pod's copy of the record syncs.
+        attachment.write_record(dir_fd, record, sync_dir=False)
         if vpp_is_server:
             attachment.set_socket_access(dir_fd, vhost.socket_file_mode, socket_ids)
         try:
@@ -172,6 +174,7 @@ def _add_with_backend(
         attachment.write_ip4_conf(
             dir_fd,
             Ip4Conf(ip_addr=f"{ip4.ip}/32", mac_addr=pod_mac, gateway=ip4.gateway or "", gw_mac=port.mac),
+            sync_dir=False,
         )
         device_info_file = inv.conf.runtime_config.device_info_file
         if device_info_file:

@@ -58,7 +58,9 @@ def open_recorded(inv: Invocation, record: PortRecord) -> PortBackend:
 
 
 def open_vpp(inv: Invocation, mode: str) -> PortBackend:
+    """Connected; through a connection the process's pool lends (the node agent's), if any."""
     from vhostuser_vpp.backends.vpp import VppBackend, VppOptions
+    from vhostuser_vpp.vpp import pool
     from vhostuser_vpp.vpp.ops import VhostOptions
 
     vhost = inv.conf.vhost
@@ -74,7 +76,12 @@ def open_vpp(inv: Invocation, mode: str) -> PortBackend:
         vhost=VhostOptions(**{name: getattr(vhost, name) for name in VhostOptions._fields}),
         setup_lock=node_setup_lock_path(inv.conf.cni_dir),
     )
-    backend = VppBackend(options)
+    connections = pool.installed()
+    if connections is None:
+        backend = VppBackend(options)
+    else:
+        lent = connections.client(vhost.api_socket, vhost.connect_timeout, vhost.call_timeout)
+        backend = VppBackend(options, lent, close_client=True)
     try:
         backend.connect()
     except BackendError as err:

@@ -76,6 +76,7 @@ def prepare(args: CmdArgs) -> Invocation:
         config=args.config,
         environ=args.environ,
         search_path=args.path,
+        own_executable=args.executable,
     )
     return Invocation(args=args, conf=conf, policy=policy, ipam=ipam, cni_dir_allowed=cni_dir_allowed)
 

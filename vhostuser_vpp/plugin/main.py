@@ -26,19 +26,21 @@ HANDLERS = Handlers(add=add.run, delete=delete.run, check=check.run, status=stat
 ABOUT = f"vhostuser CNI plugin (vhostuser-vpp {__version__})"
 
 
-def serve(environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str], stderr: IO[str]) -> int:
+def serve(
+    environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str], stderr: IO[str], executable: str
+) -> int:
     """One CNI request, start to end, with the process left as it was found: what main()
-    runs once, and what a resident node daemon would run per request
-    (docs/benchmarks.md). Returns the exit code a runtime must see."""
-    with logs.request_scope():
-        dispatcher = Dispatcher(environ=environ, stdin=stdin, stdout=stdout, stderr=stderr, about=ABOUT)
+    runs once, and what the node agent runs per request, several at once, for the shim
+    (vhostuser_vpp/agent/cni_socket.py). `executable`: the file the runtime ran. Returns
+    the exit code a runtime must see."""
+    with logs.request_scope(stderr):
+        dispatcher = Dispatcher(environ, stdin, stdout, stderr, about=ABOUT, executable=executable)
         return dispatcher.run(HANDLERS)
 
 
 def main() -> None:
     result_out = claim_stdout()
-    logs.configure_stderr()
-    code = serve(os.environ, sys.stdin.buffer, result_out, sys.stderr)
+    code = serve(os.environ, sys.stdin.buffer, result_out, sys.stderr, sys.argv[0])
     # Everything is done and printed: skip the interpreter's teardown (module and
     # thread clean-up, ~20 ms of every pod's start-up), as a Go plugin would.
     logging.shutdown()

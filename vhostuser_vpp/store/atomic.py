@@ -27,11 +27,14 @@ def write_file(
     owner: tuple[int, int] | None = None,
     check: Callable[[str], None] | None = None,
     replace: bool = True,
+    sync_dir: bool = True,
 ) -> bool:
     """Writes `name` whole. `check(tmp_name)` may inspect (or run) the finished temporary
     file and raise to keep the old one. With `replace=False` an existing file is never
     replaced, even one that appears meanwhile (the file is linked into place, which
-    fails where rename would overwrite); returns False then."""
+    fails where rename would overwrite); returns False then. `sync_dir=False` leaves the
+    directory's fsync to a write into it that follows in the same operation: the file is
+    whole either way, only the rename's durability waits for that one."""
     tmp = f".{name}.{os.urandom(4).hex()}{_TMP_SUFFIX}"  # not `secrets`: it loads OpenSSL
     fd = os.open(
         tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd
@@ -63,7 +66,8 @@ def write_file(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dir_fd)
         raise
-    os.fsync(dir_fd)
+    if sync_dir:
+        os.fsync(dir_fd)
     return True
 
 

@@ -169,15 +169,16 @@ class Attachment(NamedTuple):
         finally:
             os.close(fd)
 
-    def write_ip4_conf(self, dir_fd: int, conf: Ip4Conf) -> None:
-        self._write(dir_fd, self.ip4_conf_name, conf.render())
+    def write_ip4_conf(self, dir_fd: int, conf: Ip4Conf, sync_dir: bool = True) -> None:
+        self._write(dir_fd, self.ip4_conf_name, conf.render(), sync_dir=sync_dir)
 
-    def write_record(self, dir_fd: int, record: PortRecord) -> None:
+    def write_record(self, dir_fd: int, record: PortRecord, sync_dir: bool = True) -> None:
         """The trusted record; once it is ready, the pod's copy of it too (output only: the
-        pending versions ADD writes on its way are for DEL and GC, which read `.state`)."""
-        self._write_state(record)
+        pending versions ADD writes on its way are for DEL and GC, which read `.state`).
+        `sync_dir`: as `atomic.write_file`'s."""
+        self._write_state(record, sync_dir)
         if record.phase == PHASE_READY:
-            self._write(dir_fd, self.record_name, record.render(), mode=0o600)
+            self._write(dir_fd, self.record_name, record.render(), mode=0o600, sync_dir=sync_dir)
 
     def read_record(self) -> PortRecord | None:
         """The trusted record, or None when there is none; a torn file is an error.
@@ -259,41 +260,57 @@ class Attachment(NamedTuple):
             raise StoreError("cannot remove the container directory", f"{self.container_dir}: {exc}") from exc
         return True
 
-    def _write(self, dir_fd: int, name: str, data: bytes, mode: int = 0o644, where: str = "") -> None:
+    def _write(
+        self, dir_fd: int, name: str, data: bytes, mode: int = 0o644, where: str = "", sync_dir: bool = True
+    ) -> None:
         try:
-            atomic.write_file(dir_fd, name, data, mode)
+            atomic.write_file(dir_fd, name, data, mode, sync_dir=sync_dir)
         except OSError as exc:
             raise StoreError(
                 "cannot write a file", f"{os.path.join(where or self.container_dir, name)}: {exc}"
             ) from exc
 
-    def _write_state(self, record: PortRecord) -> None:
+    def _write_state(self, record: PortRecord, sync_dir: bool = True) -> None:
         """Into `.state/<containerID>`, root's alone: made 0700 where missing."""
-        try:
-            for path in (os.path.dirname(self.state_dir), self.state_dir):
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(path, 0o700)
-        except OSError as exc:
-            raise StoreError("cannot create the state directory", f"{self.state_dir}: {exc}") from exc
-        with self._state_dir_fd() as state_fd:
+        with self._state_dir_fd(create=True) as state_fd:
             if state_fd is None:
                 raise StoreError("the state directory vanished", self.state_dir)
-            self._write(state_fd, self.state_name, record.render(), mode=0o600, where=self.state_dir)
+            self._write(
+                state_fd,
+                self.state_name,
+                record.render(),
+                mode=0o600,
+                where=self.state_dir,
+                sync_dir=sync_dir,
+            )
 
     @contextlib.contextmanager
-    def _state_dir_fd(self) -> Iterator[int | None]:
-        """`.state/<containerID>` (never through a symlink), or None where there is none."""
+    def _state_dir_fd(self, create: bool = False) -> Iterator[int | None]:
+        """`.state/<containerID>` (never through a symlink), or None where there is none;
+        with `create`, made 0700 (and `.state` too) when missing."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self.state_dir, flags)
         except FileNotFoundError:
-            yield None
-            return
+            if not create:
+                yield None
+                return
+            fd = self._make_state_dir(flags)
         except OSError as exc:
             raise StoreError("cannot open the state directory", f"{self.state_dir}: {exc}") from exc
         try:
             yield fd
         finally:
             os.close(fd)
+
+    def _make_state_dir(self, flags: int) -> int:
+        try:
+            for path in (os.path.dirname(self.state_dir), self.state_dir):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path, 0o700)
+            return os.open(self.state_dir, flags)
+        except OSError as exc:
+            raise StoreError("cannot create the state directory", f"{self.state_dir}: {exc}") from exc
 
 
 def legacy_records(cni_dir: str, container_id: str, dir_fd: int) -> dict[str, PortRecord]:

@@ -35,11 +35,16 @@ class VppClient:
         self.call_timeout = call_timeout
         self.api_modules = api_modules
         self._papi: Any = None
+        # A call that timed out or lost its transport: replies may still be on their way,
+        # so the connection is not lent to anyone else (vpp/pool.py).
+        self.broken = False
 
     def connect(self) -> None:
         if not os.path.exists(self.socket_path):
             raise VppUnavailable(f"no VPP API socket at {self.socket_path} (is VPP running with socksvr?)")
         from vpp_papi import VPPApiClient
+
+        from vhostuser_vpp.vpp.transport import CallerReadTransport
 
         papi = VPPApiClient(
             apifiles=api_json_paths(self.api_modules),
@@ -48,6 +53,7 @@ class VppClient:
             read_timeout=self.connect_timeout,
             async_thread=False,
         )
+        papi.transport = CallerReadTransport(papi, self.connect_timeout, self.socket_path)
         try:
             papi.connect(CLIENT_NAME)
         except (OSError, papi.VPPIOError) as exc:
@@ -65,12 +71,8 @@ class VppClient:
 
     def close(self) -> None:
         papi, self._papi = self._papi, None
-        if papi is None:
-            return
-        try:
-            papi.disconnect()
-        except (OSError, papi.VPPIOError) as exc:
-            log.debug("disconnect from VPP: %s", exc)
+        if papi is not None:
+            disconnect(papi)
 
     def offers(self, message: str) -> bool:
         """True when VPP has `message` with the CRC of our definition."""
@@ -105,6 +107,7 @@ class VppClient:
         try:
             return function(_timeout=self.call_timeout, **fields)
         except (OSError, papi.VPPIOError) as exc:
+            self.broken = True
             raise VppUnavailable(
                 f"VPP did not answer {message} within {self.call_timeout:g}s: {exc}"
             ) from exc
@@ -113,3 +116,11 @@ class VppClient:
         if self._papi is None:
             raise VppUnavailable("not connected to VPP")
         return self._papi
+
+
+def disconnect(papi: Any) -> None:
+    """Ends a vpp_papi connection; a VPP already gone is no error."""
+    try:
+        papi.disconnect()
+    except (OSError, papi.VPPIOError) as exc:
+        log.debug("disconnect from VPP: %s", exc)
