@@ -76,7 +76,7 @@ def test_ports_joins_each_pods_record_with_its_vpp_port(vpp: VppNode) -> None:
     table = cli(vpp, "ports")
     assert table.code == 0, table.stderr
     row = table.line_with(first[:12])
-    assert row.split()[0] == first[:12], "the table shows 12 characters of the container ID"
+    assert row.split()[:2] == ["-", first[:12]], "no pod named; 12 characters of the container ID"
     for text in ("net1", f"VirtualEthernet0/0/{index_of(vpp, first) - 1}", "up/up", "connected", " ok"):
         assert text in row
     assert "up/down" in table.line_with(second[:12])
@@ -197,6 +197,32 @@ def test_show_refuses_an_ambiguous_or_unknown_target(vpp: VppNode) -> None:
     unknown = cli(vpp, "show", "no-such-pod")
     assert unknown.code == 1
     assert "no port matches" in unknown.stderr
+
+
+def _add_pod(vpp: VppNode, cid: str, namespace: str, name: str) -> None:
+    uid = f"5c1a0e3e-0000-4000-8000-{cid[:12]}"
+    pod_args = f"IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name};K8S_POD_UID={uid}"
+    vpp.node.run("ADD", vpp.node.vpp_config(), cid, extra_env={"CNI_ARGS": pod_args}).assert_ok()
+
+
+def test_ports_and_show_know_pods_by_namespace_and_name(vpp: VppNode) -> None:
+    """What kubelet's runtime passes in CNI_ARGS names the pod in `ports`, and `show` takes
+    `namespace/name`, or the name alone while no other pod has it."""
+    first, second, third = new_container_id(), new_container_id(), new_container_id()
+    _add_pod(vpp, first, "team-a", "dpdk-0")
+    _add_pod(vpp, second, "team-b", "dpdk-0")
+    _add_pod(vpp, third, "team-b", "cnf-1")
+    rows = {row["container_id"]: row for row in cli(vpp, "ports", "-o", "json").doc["ports"]}
+    assert rows[first]["pod"] == "team-a/dpdk-0"
+    assert rows[first]["pod_uid"] == f"5c1a0e3e-0000-4000-8000-{first[:12]}"
+    assert rows[third]["pod"] == "team-b/cnf-1"
+    assert "team-b/cnf-1" in cli(vpp, "ports").line_with(third[:12])
+
+    assert cli(vpp, "show", "team-b/dpdk-0", "-o", "json").doc["port"]["container_id"] == second
+    assert cli(vpp, "show", "cnf-1", "-o", "json").doc["port"]["container_id"] == third
+    ambiguous = cli(vpp, "show", "dpdk-0")
+    assert ambiguous.code == 1 and "matches 2 ports" in ambiguous.stderr
+    assert "team-a/dpdk-0" in ambiguous.stdout and "team-b/dpdk-0" in ambiguous.stdout
 
 
 def test_show_of_a_port_vpp_lost_exits_1_with_its_files(vpp: VppNode) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from vhostuser_vpp import tags
-from vhostuser_vpp.cli import show, vppview
+from vhostuser_vpp.cli import vppview
 from vhostuser_vpp.cli.vppview import (
     STATUS_MANUAL,
     STATUS_MISSING,
@@ -230,8 +230,9 @@ def test_records_on_disk_are_loaded_with_their_files(tmp_path: Path) -> None:
 
 
 def view() -> list[vppview.PortRow]:
+    pod = {"namespace": "team-a", "name": "dpdk-0", "uid": "5c1a0e3e-4b1e-4c1e-9f1e-000000000001"}
     return vppview.join(
-        [local(CID_A), local(CID_A, "net2"), local(CID_B)],
+        [local(CID_A, pod=pod), local(CID_A, "net2", pod=pod), local(CID_B, pod={**pod, "namespace": "b"})],
         [
             port(1, socket_of(CID_A), f"cni:{CID_A[:12]}:net1"),
             port(9, "/elsewhere", "cni:abcdef012345:net1"),
@@ -251,9 +252,14 @@ def view() -> list[vppview.PortRow]:
         ("abcdef012345" + "9" * 52, [("abcdef012345", "net1")]),
         ("VirtualEthernet0/0/", []),
         ("zzz", []),
+        ("team-a/dpdk-0", [(CID_A, "net1"), (CID_A, "net2")]),
+        ("b/dpdk-0", [(CID_B, "net1")]),
+        ("dpdk-0", [(CID_A, "net1"), (CID_A, "net2"), (CID_B, "net1")]),
+        ("team-a/dpdk", []),
+        ("team-a", []),
     ],
 )
-def test_show_finds_by_interface_name_ifname_or_container_prefix(
+def test_a_target_is_a_pod_an_interface_name_ifname_or_container_prefix(
     target: str, expected: list[tuple[str, str]]
 ) -> None:
-    assert [(r.container_id, r.ifname) for r in show.find(view(), target)] == expected
+    assert [(r.container_id, r.ifname) for r in vppview.find(view(), target)] == expected

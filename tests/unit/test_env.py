@@ -7,6 +7,7 @@ import pytest
 from vhostuser_vpp.cni.env import (
     COMMANDS,
     MAX_CONTAINER_ID_LEN,
+    kubernetes_pod,
     parse_cni_args,
     read_cmd_args,
     read_command,
@@ -312,3 +313,23 @@ def test_malformed_cni_args_pair_is_code_4(raw: str) -> None:
     err = cni_error("ADD", env_with("ADD", CNI_ARGS=raw))
     assert err.code == 4
     assert err.details in raw.split(";")
+
+
+@pytest.mark.parametrize(
+    ("cni_args", "pod"),
+    [
+        (
+            {"K8S_POD_NAMESPACE": "kube-system", "K8S_POD_NAME": "dpdk-app.0", "K8S_POD_UID": "5c1a-0e3e"},
+            {"namespace": "kube-system", "name": "dpdk-app.0", "uid": "5c1a-0e3e"},
+        ),
+        ({"K8S_POD_NAME": "p"}, {"name": "p"}),
+        ({}, {}),
+        # Shown on operators' terminals and as metric labels: nothing but Kubernetes' form.
+        ({"K8S_POD_NAMESPACE": "Team", "K8S_POD_NAME": "a\x1b[2J", "K8S_POD_UID": "x y"}, {}),
+        ({"K8S_POD_NAME": "-a", "K8S_POD_NAMESPACE": "a" * 254}, {}),
+    ],
+)
+def test_the_pod_is_what_cni_args_name_in_kubernetes_form(
+    cni_args: dict[str, str], pod: dict[str, str]
+) -> None:
+    assert kubernetes_pod(cni_args) == pod

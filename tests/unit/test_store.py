@@ -116,6 +116,7 @@ def test_record_renders_every_key_in_order() -> None:
         tag="vhostuser-vpp:abc",
         port={"sw_if_index": 3},
         result={"cniVersion": "1.1.0"},
+        pod={"namespace": "team-a", "name": "dpdk-0"},
     )
     rendered = record.render()
     doc = json.loads(rendered)
@@ -135,6 +136,7 @@ def test_record_renders_every_key_in_order() -> None:
         "hostRoute",
         "port",
         "result",
+        "pod",
     ]
     assert doc["schema"] == RECORD_SCHEMA
     assert doc["containerID"] == CID

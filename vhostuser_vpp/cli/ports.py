@@ -15,6 +15,7 @@ from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
 from vhostuser_vpp.vpp.ops import Vpp, VppPort
 
 COLUMNS = (
+    ("pod", "NAMESPACE/POD"),
     ("container", "CONTAINER"),
     ("ifname", "IFNAME"),
     ("interface", "INTERFACE"),

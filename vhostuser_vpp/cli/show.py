@@ -1,7 +1,8 @@
 """`vhostuser-vpp show TARGET`: everything about one port, for when `ports` says it is not ok.
 
-TARGET is a container ID prefix, an interface name inside the pod (net1) or VPP's
-interface name (VirtualEthernet0/0/3). It shows what the plugin wrote, which files
+TARGET is the pod (`namespace/name`, or its name alone when no other pod has it), a
+container ID prefix, an interface name inside the pod (net1) or VPP's interface name
+(VirtualEthernet0/0/3). It shows what the plugin wrote, which files
 exist, what VPP has (interface, vhost-user state, the virtio features the pod's app
 negotiated) and the pod's /32 route and neighbour. Several matches are refused with
 the candidates listed, since acting on the wrong pod's port is worse than asking again.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterable
 from typing import Any
 
 from vhostuser_vpp.cli import output, ports, session, vppview
@@ -20,6 +20,7 @@ from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
 from vhostuser_vpp.vpp.ops import ANY_INDEX, Vpp, VppPort
 
 CANDIDATE_COLUMNS = (
+    ("pod", "POD"),
     ("container_id", "CONTAINER"),
     ("ifname", "IFNAME"),
     ("interface", "INTERFACE"),
@@ -30,8 +31,8 @@ CANDIDATE_COLUMNS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
-        metavar="CONTAINER-ID-PREFIX|IFNAME|VirtualEthernetX/Y/Z",
-        help="which port: a container ID prefix, the pod's interface name or VPP's interface name",
+        metavar="NAMESPACE/POD|POD|CONTAINER-ID-PREFIX|IFNAME|VirtualEthernetX/Y/Z",
+        help="which port: the pod, a container ID prefix, the pod's interface name or VPP's",
     )
     session.add_vpp_arguments(parser)
     session.add_cni_dir_argument(parser)
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def body(vpp: Vpp) -> int:
-        matches = find(vppview.build_view(vpp, args.cni_dir), args.target)
+        matches = vppview.find(vppview.build_view(vpp, args.cni_dir), args.target)
         if len(matches) != 1:
             return _no_single_match(args, matches)
         row = matches[0]
@@ -52,20 +53,6 @@ def run(args: argparse.Namespace) -> int:
         return output.EXIT_PROBLEMS if row.problem else output.EXIT_OK
 
     return session.run_with_vpp("show", args, body)
-
-
-def find(rows: Iterable[vppview.PortRow], target: str) -> list[vppview.PortRow]:
-    """Rows whose VPP interface name or pod interface name is `target`, or whose container
-    ID starts with it (an orphan's ID is its tag's 12 characters, so a full ID matches too)."""
-    found = []
-    for row in rows:
-        by_name = row.port is not None and row.port.name == target
-        by_ifname = bool(row.ifname) and row.ifname == target
-        cid = row.container_id
-        by_cid = bool(cid) and cid.startswith(target[: len(cid)])
-        if by_name or by_ifname or by_cid:
-            found.append(row)
-    return found
 
 
 def _no_single_match(args: argparse.Namespace, matches: list[vppview.PortRow]) -> int:

@@ -109,6 +109,8 @@ class PortRow:
         """The row as the JSON of `ports` and `show` carries it."""
         record, port = (self.local.record if self.local else None), self.port
         return {
+            "pod": (record.pod_name or None) if record else None,
+            "pod_uid": record.pod.get("uid") if record else None,
             "container_id": self.container_id,
             "ifname": self.ifname,
             "status": self.status,
@@ -173,6 +175,24 @@ def _record_status(local: LocalRecord, port: VppPort | None) -> str:
 def owned_rows(rows: Iterable[PortRow], include_all: bool) -> list[PortRow]:
     """Rows of the plugin's attachments and `cni:` ports; with `include_all`, every port."""
     return [r for r in rows if include_all or r.status not in (STATUS_MANUAL, STATUS_UNMANAGED)]
+
+
+def find(rows: Iterable[PortRow], target: str) -> list[PortRow]:
+    """The rows a command's TARGET names: its pod (`namespace/name`, or the bare name), the
+    pod's interface name (net1), VPP's interface name, or a container ID prefix (an
+    orphan's ID is its tag's 12 characters, so a full ID matches too). Several rows may
+    match; commands refuse to pick one (`cli.show`)."""
+    found = []
+    for row in rows:
+        pod = row.local.record.pod_name if row.local else ""
+        by_pod = bool(pod) and target in (pod, pod.split("/", 1)[1])
+        by_name = row.port is not None and row.port.name == target
+        by_ifname = bool(row.ifname) and row.ifname == target
+        cid = row.container_id
+        by_cid = bool(cid) and cid.startswith(target[: len(cid)])
+        if by_pod or by_name or by_ifname or by_cid:
+            found.append(row)
+    return found
 
 
 def build_view(vpp: Vpp, cni_dir: str) -> list[PortRow]:

@@ -109,6 +109,25 @@ def parse_cni_args(raw: str) -> dict[str, str]:
     return pairs
 
 
+# CNI_ARGS keys kubelet's runtimes (containerd, CRI-O) and Multus pass -> the record's keys.
+_POD_KEYS = {"K8S_POD_NAMESPACE": "namespace", "K8S_POD_NAME": "name", "K8S_POD_UID": "uid"}
+# DNS-1123 subdomains (namespaces and pod names are at most that); a UID is a UUID.
+_POD_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_POD_UID = re.compile(r"^[0-9a-fA-F-]{1,64}$")
+
+
+def kubernetes_pod(args: Mapping[str, str]) -> dict[str, str]:
+    """The pod's namespace, name and UID as the runtime gave them in CNI_ARGS, each kept
+    only when it has Kubernetes' form: they are shown to operators (`ports`, metrics'
+    labels), never acted on, so a malformed one is dropped rather than failing the ADD."""
+    pod = {}
+    for key, field in _POD_KEYS.items():
+        value = args.get(key, "")
+        if (_POD_UID if field == "uid" else _POD_NAME).fullmatch(value):
+            pod[field] = value
+    return pod
+
+
 def read_command(environ: Mapping[str, str]) -> str:
     command = environ.get("CNI_COMMAND", "")
     if command not in COMMANDS:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from vhostuser_vpp import hostnet
 from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, PortSpec, Wiring
-from vhostuser_vpp.cni.env import CmdArgs
+from vhostuser_vpp.cni.env import CmdArgs, kubernetes_pod
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.cni.results import Interface, IPConfig, Result
 from vhostuser_vpp.plugin import backend_choice, errors
@@ -126,6 +126,7 @@ def _add_with_backend(
             socket_mode=vhost.socket_mode,
             socket_access=socket_access(vhost.socket_file_mode, socket_ids) if vpp_is_server else {},
             tag=ownership_tag(attachment.container_id, attachment.ifname),
+            pod=kubernetes_pod(inv.args.args),
         )
         attachment.write_record(dir_fd, record)
         undo.callback(_undo, "remove the attachment's files", attachment.remove_files, dir_fd)

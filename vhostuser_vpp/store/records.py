@@ -96,6 +96,14 @@ class PortRecord(NamedTuple):
     host_route: str = ""
     port: Mapping[str, Any] = _EMPTY
     result: Mapping[str, Any] = _EMPTY
+    # The Kubernetes pod (namespace, name, uid) CNI_ARGS named, for the operator.
+    pod: Mapping[str, Any] = _EMPTY
+
+    @property
+    def pod_name(self) -> str:
+        """`namespace/name`, or "" when the runtime named no pod."""
+        namespace, name = self.pod.get("namespace"), self.pod.get("name")
+        return f"{namespace}/{name}" if namespace and name else ""
 
     @property
     def confirmed(self) -> bool:
