@@ -7,3 +7,4 @@ from __future__ import annotations
 
 DEFAULT_CNI_DIR = "/var/lib/cni/vhostuser"
 DEFAULT_API_SOCKET = "/run/vpp/api.sock"
+DEFAULT_STATS_SOCKET = "/run/vpp/stats.sock"

@@ -35,6 +35,7 @@ from tests.integration import testpmd
 from tests.integration.vpp_probe import VppProbe
 from tests.samples import readme_sample
 from tests.vpp_instance import VppInstance
+from vhostuser_vpp.defaults import DEFAULT_STATS_SOCKET
 from vhostuser_vpp.sim import Emulator
 
 CNI_BIN_DIR = os.environ.get("CNI_BIN_DIR", "/usr/lib/cni")
@@ -78,11 +79,12 @@ class CniRun:
 
 
 class Node:
-    def __init__(self, root: Path, api_socket: str = "") -> None:
+    def __init__(self, root: Path, api_socket: str = "", stats_socket: str = "") -> None:
         """Without `api_socket` the node has no VPP: its policy allows a socket in `root`
         that nothing listens on, never the host's /run/vpp/api.sock."""
         self.root = root
         self.api_socket = api_socket or str(root / "no-vpp.sock")
+        self.stats_socket = stats_socket or str(root / "no-stats.sock")
         self.cni_dir = root / "cni"
         self.ipam_dir = root / "ipam"
         self.state_file = root / "vpp-state.json"
@@ -423,13 +425,17 @@ def vpp(request: pytest.FixtureRequest, real_vpps: vpp_targets.RealVpps) -> Iter
     root = Path(tempfile.mkdtemp(prefix="vhu", dir="/tmp"))
     try:
         if request.param == "emulator":
-            api_socket = str(root / "api.sock")
-            with Emulator.start(api_socket) as emulator, VppProbe(api_socket) as probe:
-                yield VppNode(Node(root, api_socket), probe, emulator)
+            api_socket, stats_socket = str(root / "api.sock"), str(root / "stats.sock")
+            with (
+                Emulator.start(api_socket, stats_socket=stats_socket) as emulator,
+                VppProbe(api_socket) as probe,
+            ):
+                yield VppNode(Node(root, api_socket, stats_socket), probe, emulator)
         else:
             real = real_vpps.get(request.param)
             with real.isolated() as probe:
-                node = Node(root, real.api_socket)
+                stats_socket = real.instance.stats_socket if real.instance else DEFAULT_STATS_SOCKET
+                node = Node(root, real.api_socket, stats_socket)
                 yield VppNode(node, probe, None, real.instance)
                 if real.instance is None or real.instance.running:
                     node.delete_attached()

@@ -19,6 +19,8 @@ from vhostuser_vpp.sim import Emulator
 from vhostuser_vpp.store.lock import container_lock
 
 CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
+# The subcommands that read VPP's stats segment, given the node's.
+STATS_COMMANDS = ("ports", "show", "top", "trace")
 
 
 @dataclass
@@ -42,6 +44,8 @@ def cli(vpp: VppNode, *args: str, api_socket: str | None = None, cni_dir: bool =
     command = [CLI, *args, "--api-socket", api_socket or node.api_socket]
     if cni_dir:
         command += ["--cni-dir", str(node.cni_dir)]
+    if args[0] in STATS_COMMANDS:
+        command += ["--stats-socket", node.stats_socket]
     env = {**os.environ, "VHOSTUSER_VPP_NODE_CONFIG": str(node.node_config)}
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     return Run(proc.returncode, proc.stdout, proc.stderr)
@@ -494,3 +498,70 @@ def test_delete_refuses_a_pods_port_without_force(vpp: VppNode) -> None:
     assert "gc" in forced.stderr
     assert cli(vpp, "gc", "--force").code == 0
     assert vpp.node.files() == set()
+
+
+# -- counters: VPP's stats segment ----------------------------------------------------------------
+
+
+def test_ports_and_show_give_each_pods_counters_and_vpps_drop_reasons(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    cid, other = new_container_id(), new_container_id()
+    add(vpp, cid)
+    add(vpp, other)
+    index = index_of(vpp, cid)
+    emulator.count(index, if_rx_packets=1200, if_rx_bytes=76800, if_tx_packets=1100, if_tx_bytes=70400)
+    emulator.count(index, if_drops=100)
+    emulator.count_error("/err/ethernet-input/l3 mac mismatch", 100)
+
+    rows = {row["container_id"]: row for row in cli(vpp, "ports", "-o", "json").doc["ports"]}
+    assert rows[cid]["counters"] == {
+        "rx_packets": 1200,
+        "rx_bytes": 76800,
+        "tx_packets": 1100,
+        "tx_bytes": 70400,
+        "drops": 100,
+        "rx_miss": 0,
+        "rx_error": 0,
+        "tx_error": 0,
+        "rx_no_buf": 0,
+        "punt": 0,
+    }
+    assert rows[other]["counters"]["rx_packets"] == 0
+    assert cli(vpp, "ports").line_with(cid[:12]).split()[-5:-2] == ["1200", "1100", "100"]
+
+    shown = cli(vpp, "show", cid[:12], "-o", "json").doc
+    assert shown["counters"]["drops"] == 100
+    assert shown["drop_reasons"] == {"ethernet-input/l3 mac mismatch": 100}
+    table = cli(vpp, "show", cid[:12])
+    assert "ethernet-input/l3 mac mismatch" in table.line_with("mac mismatch")
+
+
+def test_a_new_port_has_counters_from_zero_in_vpps_own_layout(vpp: VppNode) -> None:
+    """Read through vpp_papi's VPPStats from the real VPP and from the emulator alike: the
+    counters the CLI reads have the types VPP 26.06 gives them, and a port starts at 0."""
+    from vhostuser_vpp.vpp.stats import Stats
+
+    cid = new_container_id()
+    add(vpp, cid)
+    with Stats(vpp.node.stats_socket) as stats:
+        directory = stats._connected().directory
+        types = {path: directory[path].type for path in ("/if/names", "/if/rx", "/if/tx", "/if/drops")}
+        assert types == {"/if/names": 4, "/if/rx": 3, "/if/tx": 3, "/if/drops": 2}
+        assert directory["/node/errors"].type == 2
+        names = stats._connected()["/if/names"]
+        index = index_of(vpp, cid)
+        assert names[index] == vpp.probe.interface(index).interface_name
+        assert stats.sample().of(index).rx_packets == 0
+
+
+def test_without_a_stats_segment_ports_says_so_and_still_answers(vpp: VppNode) -> None:
+    cid = new_container_id()
+    add(vpp, cid)
+    node = vpp.node
+    command = [CLI, "ports", "--api-socket", node.api_socket, "--cni-dir", str(node.cni_dir)]
+    command += ["--stats-socket", str(node.root / "nothing-here.sock")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "no counters: cannot read VPP's stats segment at" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert cid[:12] in proc.stdout

@@ -1,8 +1,10 @@
 """`vhostuser-vpp ports`: every pod port on the node, the plugin's records joined with VPP's view.
 
-The first question when a DPDK pod has no traffic: does VPP have its port, is the pod's
-app connected, and is anything left over. Exit 1 when any row shows a problem, so the
-command doubles as a node health probe.
+The first questions when a DPDK pod has no traffic: does VPP have its port, is the pod's
+app connected, are packets moving (RX/TX: what VPP received from and sent to the pod,
+from VPP's stats segment), and is anything left over. Exit 1 when any row shows a
+problem, so the command doubles as a node health probe; counters VPP cannot give are
+shown as `-` with a warning, and do not change the exit code.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from vhostuser_vpp.cli import output, session, vppview
 from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
 from vhostuser_vpp.vpp.ops import Vpp, VppPort
+from vhostuser_vpp.vpp.stats import CounterSample
 
 COLUMNS = (
     ("pod", "NAMESPACE/POD"),
@@ -24,8 +27,9 @@ COLUMNS = (
     ("state", "ADMIN/LINK"),
     ("frontend", "FRONTEND"),
     ("pod_ip", "POD IP"),
-    ("pod_mac", "POD MAC"),
-    ("gateway_mac", "GW MAC"),
+    ("rx_packets", "RX"),
+    ("tx_packets", "TX"),
+    ("drops", "DROPS"),
     ("backend", "BACKEND"),
     ("status", "STATUS"),
 )
@@ -33,6 +37,7 @@ COLUMNS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     session.add_vpp_arguments(parser)
+    session.add_stats_argument(parser)
     session.add_cni_dir_argument(parser)
     output.add_output_argument(parser)
     parser.add_argument(
@@ -43,10 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     def body(vpp: Vpp) -> int:
         rows = vppview.owned_rows(vppview.build_view(vpp, args.cni_dir), args.all)
+        sample = session.counters("ports", args)
+        summaries = [{**row.summary(), "counters": counters_of(row, sample)} for row in rows]
         if output.wants_json(args):
-            output.print_json({"ports": [row.summary() for row in rows]})
+            output.print_json({"ports": summaries})
         else:
-            output.print_table([table_row(row) for row in rows], COLUMNS)
+            output.print_table(
+                [{**table_row(row), **(s["counters"] or {})} for row, s in zip(rows, summaries, strict=True)],
+                COLUMNS,
+            )
         return output.EXIT_PROBLEMS if any(row.problem for row in rows) else output.EXIT_OK
 
     return session.run_with_vpp("ports", args, body)
@@ -59,6 +69,13 @@ def table_row(row: vppview.PortRow) -> dict[str, Any]:
     summary["state"] = f"{_updown(port.admin_up)}/{_updown(port.link_up)}" if port else None
     summary["frontend"] = frontend_text(port) if port else None
     return summary
+
+
+def counters_of(row: vppview.PortRow, sample: CounterSample | None) -> dict[str, int] | None:
+    """The row's port's counters (None: no port, or no stats segment)."""
+    if sample is None or row.port is None:
+        return None
+    return sample.of(row.port.sw_if_index)._asdict()
 
 
 def frontend_text(port: VppPort) -> str:

@@ -7,12 +7,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from vhostuser_vpp.cli import output
 from vhostuser_vpp.defaults import DEFAULT_API_SOCKET, DEFAULT_CNI_DIR
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import VppError, VppUnavailable
 from vhostuser_vpp.vpp.ops import Vpp
+
+if TYPE_CHECKING:
+    from vhostuser_vpp.vpp.stats import CounterSample
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -28,6 +32,30 @@ def add_vpp_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for VPP to connect or answer one call (%(default)s)",
     )
+
+
+def add_stats_argument(parser: argparse.ArgumentParser) -> None:
+    from vhostuser_vpp.defaults import DEFAULT_STATS_SOCKET
+
+    parser.add_argument(
+        "--stats-socket",
+        default=DEFAULT_STATS_SOCKET,
+        metavar="PATH",
+        help="VPP's stats segment socket, for packet counters (%(default)s)",
+    )
+
+
+def counters(command: str, args: argparse.Namespace) -> CounterSample | None:
+    """Every interface's counters now; None, with a warning on stderr, when VPP's stats
+    segment cannot be read (the rest of the command's answer still stands)."""
+    from vhostuser_vpp.vpp.stats import Stats
+
+    try:
+        with Stats(args.stats_socket) as stats:
+            return stats.sample()
+    except VppUnavailable as err:
+        output.error(command, f"no counters: {err}")
+        return None
 
 
 def add_cni_dir_argument(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,10 @@ TARGET is the pod (`namespace/name`, or its name alone when no other pod has it)
 container ID prefix, an interface name inside the pod (net1) or VPP's interface name
 (VirtualEthernet0/0/3). It shows what the plugin wrote, which files
 exist, what VPP has (interface, vhost-user state, the virtio features the pod's app
-negotiated) and the pod's /32 route and neighbour. Several matches are refused with
-the candidates listed, since acting on the wrong pod's port is worse than asking again.
+negotiated), the pod's /32 route and neighbour, and every counter VPP keeps for the port
+(its stats segment) with the reasons VPP dropped packets for (VPP-wide: the segment does
+not say for which interface; `vhostuser-vpp trace` does). Several matches are refused
+with the candidates listed, since acting on the wrong pod's port is worse than asking again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="which port: the pod, a container ID prefix, the pod's interface name or VPP's",
     )
     session.add_vpp_arguments(parser)
+    session.add_stats_argument(parser)
     session.add_cni_dir_argument(parser)
     output.add_output_argument(parser)
 
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         if len(matches) != 1:
             return _no_single_match(args, matches)
         row = matches[0]
-        details = describe(vpp, row)
+        details = {**describe(vpp, row), **_counters(args, row)}
         if output.wants_json(args):
             output.print_json(details)
         else:
@@ -96,6 +99,24 @@ def describe(vpp: Vpp, row: vppview.PortRow) -> dict[str, Any]:
     }
 
 
+def _counters(args: argparse.Namespace, row: vppview.PortRow) -> dict[str, Any]:
+    """`counters` of the port and VPP's `drop_reasons`; None each when VPP cannot say."""
+    from vhostuser_vpp.vpp.errors import VppUnavailable
+    from vhostuser_vpp.vpp.stats import Stats
+
+    try:
+        with Stats(args.stats_socket) as stats:
+            sample = stats.sample()
+            reasons = stats.drop_reasons()
+    except VppUnavailable as err:
+        output.error("show", f"no counters: {err}")
+        return {"counters": None, "drop_reasons": None}
+    return {
+        "counters": sample.of(row.port.sw_if_index)._asdict() if row.port else None,
+        "drop_reasons": reasons,
+    }
+
+
 def _files(row: vppview.PortRow) -> list[dict[str, Any]]:
     if row.local is None:
         paths = [row.port.socket_path] if row.port else []
@@ -137,7 +158,7 @@ def _vhost_user(port: VppPort) -> dict[str, Any]:
 
 
 def _print_details(details: dict[str, Any]) -> None:
-    for title in ("port", "record", "interface", "vhost_user"):
+    for title in ("port", "record", "interface", "vhost_user", "counters"):
         section = details[title]
         if section is None:
             print(f"{title}: none")
@@ -161,6 +182,13 @@ def _print_details(details: dict[str, Any]) -> None:
             for n in details["neighbours"]
         ]
         or [("none", "")],
+    )
+    reasons = details["drop_reasons"]
+    output.print_fields(
+        "drops, VPP-wide, by node and reason",
+        [(reason, count) for reason, count in reasons.items()] or [("none", "")]
+        if reasons is not None
+        else [("unknown", "no stats segment")],
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from vhostuser_vpp.sim import retvals as rv
@@ -49,6 +50,8 @@ class Dispatcher:
         self.state = state
         self.connections: dict[int, Connection] = {}
         self._names = table.names_by_id
+        # Called after every message answered (the stats segment follows the interfaces).
+        self.after_message: Callable[[], None] | None = None
 
     async def handle(self, conn: Connection, body: bytes) -> bool:
         """Answer one request; False means close this connection."""
@@ -78,6 +81,8 @@ class Dispatcher:
         for reply_name, fields in replies:
             self._send(conn, reply_name, fields, getattr(msg, "context", 0))
         self.flush_events()
+        if self.after_message is not None:
+            self.after_message()
         return name != "sockclnt_delete"
 
     def _run(self, name: str, conn: Connection, msg: Any) -> list[Reply]:

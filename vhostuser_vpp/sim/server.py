@@ -24,6 +24,7 @@ from vhostuser_vpp.sim.faults import Faults
 from vhostuser_vpp.sim.msgtable import DEFAULT_PROFILE, MessageTable, build_table
 from vhostuser_vpp.sim.profile_data import RELEASE_BEHAVIOUR
 from vhostuser_vpp.sim.state import VppState
+from vhostuser_vpp.sim.stats_segment import COMBINED, SIMPLE, StatsSegment
 from vhostuser_vpp.sim.transport import ApiServer, Connection
 from vhostuser_vpp.sim.vhost_sockets import LoopVhostSockets
 
@@ -63,8 +64,13 @@ class Emulator:
         id_offset: int = 0,
         faults: Faults | None = None,
         codec: Codec | None = None,
+        stats_socket: str | None = None,
     ) -> None:
+        """`stats_socket`: where to serve a stats segment (sim/stats_segment.py), if anywhere."""
         self.socket_path = str(socket_path)
+        self.stats_socket = stats_socket
+        self._stats: StatsSegment | None = None
+        self._stats_published: tuple[tuple[int, str], ...] = ()
         self.codec = codec or Codec()
         defined = {name: self.codec.crc(name) for name in self.codec.names}
         replies = {name: svc.reply for name, svc in self.codec.services.items()}
@@ -88,8 +94,11 @@ class Emulator:
         *,
         id_offset: int = 0,
         faults: Faults | None = None,
+        stats_socket: str | None = None,
     ) -> Emulator:
-        emulator = cls(socket_path, profile, omit, id_offset=id_offset, faults=faults)
+        emulator = cls(
+            socket_path, profile, omit, id_offset=id_offset, faults=faults, stats_socket=stats_socket
+        )
         emulator._thread.start()
         try:
             emulator._submit(emulator._boot())
@@ -121,8 +130,13 @@ class Emulator:
         dispatcher = Dispatcher(state, self.codec, self.table, self.faults, self.version, BUILD_DATE, vpe_pid)
         server = ApiServer(self.socket_path, dispatcher.handle, self._client_closed)
         dispatcher.connections = server.connections
+        if self.stats_socket is not None:
+            self._stats = StatsSegment(self.stats_socket)
+            self._stats_published = ()
+            dispatcher.after_message = self._publish_stats_on_change
         await server.start()
         self._dispatcher, self._server = dispatcher, server
+        self._publish_stats_on_change()
         self._running = True
         log.info("emulated VPP %s listening on %s", self.version, self.socket_path)
 
@@ -135,6 +149,9 @@ class Emulator:
             await server.close()
         if dispatcher is not None:
             dispatcher.state.close_all_sockets(unlink=graceful)
+        if self._stats is not None:
+            self._stats.close()
+            self._stats = None
         self._server = self._dispatcher = None
 
     def _client_closed(self, conn: Connection) -> None:
@@ -230,6 +247,43 @@ class Emulator:
             lambda s: {bd.bd_id: [m.sw_if_index for m in bd.members] for bd in s.bridge_domains_sorted()}
         )
 
+    # -- the stats segment (what a dataplane would count) ----------------------------------
+    def count(self, sw_if_index: int, **values: int) -> None:
+        """Adds to an interface's counters, by stats path with `_` for `/` and `-`:
+        `count(3, if_rx_packets=10, if_rx_bytes=640, if_drops=2)`."""
+
+        def add(state: VppState) -> None:
+            counters = state.interfaces[sw_if_index].counters
+            for key, value in values.items():
+                path = _counter_path(key)
+                counters[path] = counters.get(path, 0) + value
+
+        self.call(add)
+        self._publish_stats()
+
+    def count_error(self, path: str, packets: int) -> None:
+        """Adds to `/err/<node>/<reason>`, e.g. `/err/ethernet-input/l3 mac mismatch`."""
+
+        def add(state: VppState) -> None:
+            state.errors[path] = state.errors.get(path, 0) + packets
+
+        self.call(add)
+        self._publish_stats()
+
+    def _publish_stats_on_change(self) -> None:
+        """Again when the interfaces changed (their names and indexes are in the segment)."""
+        if self._stats is None or self._dispatcher is None:
+            return
+        state = self._dispatcher.state
+        published = tuple((i, iface.name) for i, iface in sorted(state.interfaces.items()))
+        if published != self._stats_published:
+            self._stats_published = published
+            self._stats.publish(*_stats_of(state))
+
+    def _publish_stats(self) -> None:
+        if self._stats is not None:
+            self._stats.publish(*self.call(_stats_of))
+
     # -- frontends (what a DPDK virtio_user would do to a port) ----------------------------
     def frontend_connect(self, sw_if_index: int, link_up: bool = True) -> bool:
         """A frontend negotiated and sent its memory table; link up unless told otherwise."""
@@ -240,3 +294,21 @@ class Emulator:
 
     def frontend_disconnect(self, sw_if_index: int) -> bool:
         return self.call(lambda s: s.frontend_disconnected(sw_if_index))
+
+
+def _counter_path(key: str) -> str:
+    """`if_rx_packets` -> `/if/rx/packets`, `if_rx_miss` -> `/if/rx-miss`."""
+    for path in COMBINED:
+        for part in ("packets", "bytes"):
+            if key == f"{path[1:].replace('/', '_')}_{part}":
+                return f"{path}/{part}"
+    for path in SIMPLE:
+        if key == path[1:].replace("/", "_").replace("-", "_"):
+            return path
+    raise ValueError(f"no such interface counter: {key}")
+
+
+def _stats_of(state: VppState) -> tuple[dict[int, str], dict[int, dict[str, int]], dict[str, int]]:
+    names = {i: iface.name for i, iface in state.interfaces.items()}
+    counters = {i: dict(iface.counters) for i, iface in state.interfaces.items() if iface.counters}
+    return names, counters, dict(state.errors)

@@ -106,6 +106,8 @@ class Interface:
     unnumbered_via: int | None = None
     vhost: VhostPort | None = None
     loop_instance: int | None = None
+    # Stats segment path (`/if/rx/packets`, `/if/drops`, ...) -> value; set by tests.
+    counters: dict[str, int] = field(default_factory=dict)
 
     @property
     def flags(self) -> int:
@@ -189,6 +191,8 @@ class VppState:
         self.bridge_domains: dict[int, BridgeDomain] = {}
         self.event_subscribers: dict[int, int] = {}
         self.pending_events: list[InterfaceEvent] = []
+        # `/err/<node>/<reason>` -> packets, as tests make VPP count them.
+        self.errors: dict[str, int] = {}
         local0 = Interface(
             sw_if_index=self._sw_if_pool.get(),
             name="local0",
