@@ -45,6 +45,8 @@ class AgentProcess:
             str(grace_s),
             "--poll",
             "0.1",
+            "--stats-socket",
+            node.stats_socket,
         ]
         env = {**os.environ, "VHOSTUSER_VPP_NODE_CONFIG": str(node.node_config)}
         self.stderr_path = node.root / "agent.log"
@@ -231,3 +233,29 @@ def test_a_failing_reconcile_is_reported_and_the_agent_keeps_going(vpp: VppNode)
         node.cni_dir.unlink()
         node.cni_dir.mkdir()
         wait_for(running.healthy, "healthy once the next pass succeeds", running)
+
+
+def test_the_agent_exports_each_pods_counters_labelled_with_the_pod(vpp: VppNode) -> None:
+    node = vpp.node
+    cid = new_container_id()
+    pod_args = "IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=dpdk-0;K8S_POD_UID=5c1a0e3e"
+    node.run("ADD", node.vpp_config(), cid, extra_env={"CNI_ARGS": pod_args}).assert_ok()
+    [port] = vpp.probe.ports(str(node.cni_dir)).values()
+    if vpp.emulator is not None:
+        vpp.emulator.count(port.sw_if_index, if_rx_packets=700, if_tx_packets=650, if_drops=3)
+    agent = AgentProcess(vpp, grace_s=3600)
+    try:
+        labels = (  # as the exposition sorts them
+            f'ifname="net1",interface="{port.interface_name}",namespace="team-a",'
+            'network="vhostuser-network",pod="dpdk-0"'
+        )
+        expected = (700.0, 650.0, 3.0) if vpp.emulator is not None else (0.0, 0.0, 0.0)
+        text = agent.get("/metrics")[1]
+        assert f"vhostuser_vpp_agent_port_rx_packets_total{{{labels}}}" in text, text[-2000:]
+        found = tuple(
+            agent.metric(f"vhostuser_vpp_agent_port_{name}_total{{{labels}}}")
+            for name in ("rx_packets", "tx_packets", "drops")
+        )
+        assert found == expected
+    finally:
+        assert agent.stop() == 0

@@ -552,6 +552,8 @@ def test_a_new_port_has_counters_from_zero_in_vpps_own_layout(vpp: VppNode) -> N
         index = index_of(vpp, cid)
         assert names[index] == vpp.probe.interface(index).interface_name
         assert stats.sample().of(index).rx_packets == 0
+        vpp.node.run("DEL", vpp.node.vpp_config(), cid).assert_ok()
+        assert stats.interface_names()[index] == "deleted", "the name vector keeps its length"
 
 
 def test_without_a_stats_segment_ports_says_so_and_still_answers(vpp: VppNode) -> None:
@@ -565,3 +567,32 @@ def test_without_a_stats_segment_ports_says_so_and_still_answers(vpp: VppNode) -
     assert "no counters: cannot read VPP's stats segment at" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert cid[:12] in proc.stdout
+
+
+def test_top_gives_each_pods_rates_busiest_first(vpp: VppNode) -> None:
+    """Packets counted between two refreshes show as rates over the time between them."""
+    emulator = vpp.need_emulator()
+    quiet, busy = new_container_id(), new_container_id()
+    add(vpp, quiet)
+    add(vpp, busy)
+    node = vpp.node
+    command = [CLI, "top", "--api-socket", node.api_socket, "--cni-dir", str(node.cni_dir)]
+    command += ["--stats-socket", node.stats_socket, "--interval", "1", "--count", "2", "-o", "json"]
+    top = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert top.stdout is not None
+        first = json.loads(top.stdout.readline())
+        assert [p["rx_pps"] for p in first["ports"]] == [0.0, 0.0]
+        # Top sleeps a whole second after printing: these land in the next refresh.
+        emulator.count(index_of(vpp, busy), if_rx_packets=5000, if_rx_bytes=320000, if_drops=50)
+        second = json.loads(top.stdout.readline())
+        assert top.wait(timeout=30) == 0
+    finally:
+        top.kill()
+    ports = second["ports"]
+    assert [p["container_id"] for p in ports] == [busy, quiet]
+    seconds = second["seconds"]
+    assert ports[0]["rx_pps"] == pytest.approx(5000 / seconds, rel=0.01)
+    assert ports[0]["rx_bps"] == pytest.approx(320000 / seconds, rel=0.01)
+    assert ports[0]["drops_ps"] == pytest.approx(50 / seconds, rel=0.01)
+    assert ports[1]["rx_pps"] == 0.0

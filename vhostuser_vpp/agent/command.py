@@ -15,6 +15,7 @@ from vhostuser_vpp.defaults import DEFAULT_CNI_DIR
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     session.add_vpp_arguments(parser)
+    session.add_stats_argument(parser)
     parser.add_argument(
         "--cni-dir",
         action="append",
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         call_timeout_s=args.timeout,
     )
     metrics = Metrics()
+    metrics.count_ports(config.cni_dirs, args.stats_socket)
     agent = Agent(config, metrics)
     try:
         endpoint = Endpoint(policy.agent_listen, metrics, agent.health)

@@ -1,5 +1,9 @@
 """The agent's Prometheus metrics and its HTTP endpoint (`/metrics`, `/healthz`).
 
+Besides the agent's own, every pod port's packet counters, read from VPP's stats
+segment at each scrape (`PortCounters`), labelled with the pod's namespace and name,
+the VPP interface, the network and the pod's interface name.
+
 Served on what the node policy's `agent_listen` names: a unix socket (0600, root's) or a
 loopback port, never another address, so nothing off the node reads them.
 """
@@ -13,10 +17,11 @@ import os
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 PREFIX = "vhostuser_vpp_agent"
@@ -79,12 +84,73 @@ class Metrics:
         )
         self.last_error = Info(f"{PREFIX}_last_error", "The last error the agent met", registry=r)
 
+    def count_ports(self, cni_dirs: Sequence[str], stats_socket: str) -> None:
+        """Per-port counters from the records in `cni_dirs` and VPP's stats segment."""
+        self.registry.register(PortCounters(cni_dirs, stats_socket))
+
     def error(self, message: str) -> None:
         self.last_error_time.set_to_current_time()
         self.last_error.info({"message": message[:500]})
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+PORT_LABELS = ("namespace", "pod", "interface", "network", "ifname")
+# metric -> (help, the InterfaceCounters field)
+_PORT_COUNTERS = {
+    "rx_packets": ("Packets VPP received from the pod", "rx_packets"),
+    "rx_bytes": ("Bytes VPP received from the pod", "rx_bytes"),
+    "tx_packets": ("Packets VPP sent to the pod", "tx_packets"),
+    "tx_bytes": ("Bytes VPP sent to the pod", "tx_bytes"),
+    "drops": ("Packets of the pod's port VPP dropped", "drops"),
+    "rx_miss": ("Packets the pod's port missed (rx queue full)", "rx_miss"),
+}
+
+
+class PortCounters:
+    """A collector: at each scrape, each ready record's port found by its interface name in
+    the stats segment's `/if/names`, and that index's counters. The segment is mapped per
+    scrape: a restarted VPP has a new one."""
+
+    def __init__(self, cni_dirs: Sequence[str], stats_socket: str) -> None:
+        self.cni_dirs = tuple(cni_dirs)
+        self.stats_socket = stats_socket
+
+    def collect(self) -> Iterator[Metric]:
+        from vhostuser_vpp.store.records import PHASE_READY
+        from vhostuser_vpp.store.scan import iter_records
+        from vhostuser_vpp.vpp.errors import VppUnavailable
+        from vhostuser_vpp.vpp.stats import Stats
+
+        families = {
+            name: CounterMetricFamily(f"{PREFIX}_port_{name}", text, labels=PORT_LABELS)
+            for name, (text, _) in _PORT_COUNTERS.items()
+        }
+        try:
+            with Stats(self.stats_socket) as stats:
+                names = {name: index for index, name in enumerate(stats.interface_names()) if name}
+                sample = stats.sample()
+        except VppUnavailable:
+            yield from families.values()
+            return
+        for cni_dir in self.cni_dirs:
+            try:
+                entries = list(iter_records(cni_dir))
+            except OSError:  # reported by the reconcile, which reads the same records
+                continue
+            for entry in entries:
+                record = entry.record
+                index = names.get(record.vhostname)
+                if record.phase != PHASE_READY or index is None:
+                    continue
+                counters = sample.of(index)
+                pod = record.pod
+                labels = [pod.get("namespace", ""), pod.get("name", ""), record.vhostname, record.network]
+                labels.append(entry.ifname)
+                for name, (_, field) in _PORT_COUNTERS.items():
+                    families[name].add_metric(labels, getattr(counters, field))
+        yield from families.values()
 
 
 class Endpoint:

@@ -34,6 +34,11 @@ def print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2))
 
 
+def print_json_line(doc: Any) -> None:
+    """One document a line, flushed: for commands that print until interrupted (`top`)."""
+    print(json.dumps(doc, separators=(",", ":")), flush=True)
+
+
 def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> None:
     """`columns` is (key, header) pairs; a missing or None value prints as `-`."""
     from tabulate import tabulate

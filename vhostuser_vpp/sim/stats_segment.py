@@ -8,7 +8,8 @@ u32 is its length; every pointer is that base address plus an offset. Directory 
 are (type, value, 128-byte name). What the emulator publishes, as the real one names and
 types them (tests/integration/test_differential.py compares):
 
-- `/if/names`: name vector (type 4), one name per sw_if_index;
+- `/if/names`: name vector (type 4), one name per sw_if_index, `deleted` for an index
+  whose interface was deleted (the vectors never shrink);
 - `/if/rx`, `/if/tx`: combined counters (type 3): per thread, per interface (packets, bytes);
 - `/if/drops`, `/if/rx-miss`, `/if/rx-error`, `/if/tx-error`, `/if/rx-no-buf`, `/if/punt`:
   simple counters (type 2): per thread, per interface;
@@ -74,16 +75,16 @@ class _Writer:
 
 def render(
     epoch: int,
+    width: int,
     names: Mapping[int, str],
     counters: Mapping[int, Mapping[str, int]],
     errors: Mapping[str, int],
 ) -> bytes:
-    """The segment for these interfaces (index -> name, index -> counter path -> value) and
-    error counters (path -> value), from one thread."""
-    width = max(names, default=-1) + 1
+    """The segment for `width` interface indexes (index -> name, index -> counter path ->
+    value) and error counters (path -> value), from one thread."""
     out = _Writer()
     entries: list[tuple[int, int, bytes]] = []
-    name_pointers = [(out.string(names.get(i, "")),) for i in range(width)]
+    name_pointers = [(out.string(names.get(i, "deleted")),) for i in range(width)]
     entries.append((TYPE_NAME, out.vector(struct.Struct("P"), name_pointers), b"/if/names"))
     for path in COMBINED:
         values = [
@@ -119,6 +120,7 @@ class StatsSegment:
         os.ftruncate(self._fd, SEGMENT_SIZE)
         self._map = mmap.mmap(self._fd, SEGMENT_SIZE)
         self._epoch = 0
+        self._width = 0
         self._lock = threading.Lock()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(socket_path)
@@ -134,7 +136,8 @@ class StatsSegment:
     ) -> None:
         with self._lock:
             self._epoch += 1
-            body = render(self._epoch, names, counters, errors)
+            self._width = max(self._width, max(names, default=-1) + 1)
+            body = render(self._epoch, self._width, names, counters, errors)
             struct.pack_into("Q", self._map, _IN_PROGRESS_AT, 1)
             self._map[_HEADER.size : len(body)] = body[_HEADER.size :]
             self._map[:_IN_PROGRESS_AT] = body[:_IN_PROGRESS_AT]  # version, base, epoch

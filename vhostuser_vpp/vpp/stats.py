@@ -123,6 +123,13 @@ class Stats:
         }
         return CounterSample(taken, interfaces)
 
+    def interface_names(self) -> list[str]:
+        """Index -> VPP's interface name (`/if/names`; "" for a free index)."""
+        try:
+            return [str(name) for name in self._connected()["/if/names"]]
+        except (OSError, KeyError) as exc:
+            raise VppUnavailable(f"VPP's stats segment at {self.socket_path}: {exc!r}") from exc
+
     def drop_reasons(self) -> dict[str, int]:
         """`node/reason` -> packets, for every error counter above 0 (VPP-wide: the segment
         does not say which interface a packet came in on)."""
