@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import NETWORK, VppNode, new_container_id
+from tests.integration.conftest import NETWORK, VppNode, new_container_id, wait_for
 from vhostuser_vpp.sim import Emulator
 from vhostuser_vpp.store.lock import container_lock
 
@@ -525,6 +525,7 @@ def test_ports_and_show_give_each_pods_counters_and_vpps_drop_reasons(vpp: VppNo
         "tx_error": 0,
         "rx_no_buf": 0,
         "punt": 0,
+        "discarded": 100,
     }
     assert rows[other]["counters"]["rx_packets"] == 0
     assert cli(vpp, "ports").line_with(cid[:12]).split()[-5:-2] == ["1200", "1100", "100"]
@@ -596,3 +597,48 @@ def test_top_gives_each_pods_rates_busiest_first(vpp: VppNode) -> None:
     assert ports[0]["rx_bps"] == pytest.approx(320000 / seconds, rel=0.01)
     assert ports[0]["drops_ps"] == pytest.approx(50 / seconds, rel=0.01)
     assert ports[1]["rx_pps"] == 0.0
+
+
+# One packet as VPP 26.06's `show trace` printed it in tests/integration/test_cli_dataplane.py
+# (a pod sending to another MAC than its port's), with the port's name left to fill in.
+STRAY_PACKET = """\
+00:01:02:345678: vhost-user-input
+  {port} queue 0
+   virtio flags:
+    SINGLE_DESC Single descriptor packet
+00:01:02:345690: ethernet-input
+  frame: flags 0x1, hw-if-index 1, sw-if-index 1
+  IP4: 62:95:56:93:4b:3c -> 02:00:de:ad:be:ef
+00:01:02:345700: error-punt
+  rx:{port}
+00:01:02:345710: punt
+  ethernet-input: l3 mac mismatch
+"""
+
+
+def test_trace_shows_a_pods_packets_to_their_fate_and_clears_the_trace(vpp: VppNode) -> None:
+    emulator = vpp.need_emulator()
+    mine, other = new_container_id(), new_container_id()
+    add(vpp, mine)
+    add(vpp, other)
+    names = emulator.interface_names()
+    port, other_port = names[index_of(vpp, mine)], names[index_of(vpp, other)]
+    node = vpp.node
+    command = [CLI, "trace", mine[:12], "--count", "2", "--wait", "60", "-o", "json"]
+    command += ["--api-socket", node.api_socket, "--cni-dir", str(node.cni_dir)]
+    trace = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: emulator.call(lambda s: s.trace.left > 0), "the trace armed")
+        for name in (other_port, port, port):
+            assert emulator.trace(STRAY_PACKET.format(port=name))
+        out, err = trace.communicate(timeout=60)
+    finally:
+        trace.kill()
+    assert trace.returncode == 0, err
+    doc = json.loads(out)
+    assert [p["packet"] for p in doc["packets"]] == [2, 3], "the other pod's packet is left out"
+    first = doc["packets"][0]
+    assert first["interface"] == port and first["sent_out"] is None
+    assert first["path"] == ["vhost-user-input", "ethernet-input", "error-punt", "punt"]
+    assert first["fate"] == "dropped: ethernet-input: l3 mac mismatch"
+    assert emulator.call(lambda s: (s.trace.left, s.trace.packets)) == (0, []), "cleared afterwards"

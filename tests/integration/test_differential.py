@@ -481,6 +481,24 @@ def a_deleted_member_leaves_its_bridge_domain(v: Script) -> None:
     v("bridge_domain_add_del_v2", bd_id=3, is_add=False)
 
 
+# -- the packet tracer (cli_inband) -------------------------------------------------------------
+
+
+@scenario
+def packet_tracer_without_packets(v: Script) -> None:
+    for command in (
+        "clear trace",
+        "show trace",
+        "trace add vhost-user-input 20",
+        "show trace max 20",
+        "trace add no-such-node 5",
+        "no such command",
+        "clear trace",
+        "show trace",
+    ):
+        v("cli_inband", cmd=command)
+
+
 # -- the runs --------------------------------------------------------------------------------------
 
 

@@ -149,9 +149,14 @@ class Testpmd:
 class Pod:
     """What ADD told the pod: its socket, MAC, address and gateway MAC, and VPP's index."""
 
-    def __init__(self, vpp: VppNode, config: dict[str, Any], cid: str) -> None:
+    def __init__(self, vpp: VppNode, config: dict[str, Any], cid: str, pod: str = "") -> None:
+        """`pod`: namespace/name, passed in CNI_ARGS as kubelet's runtime would."""
         self.cid = cid
-        self.result = vpp.node.run("ADD", config, cid).assert_ok()
+        env = {}
+        if pod:
+            namespace, name = pod.split("/")
+            env["CNI_ARGS"] = f"IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}"
+        self.result = vpp.node.run("ADD", config, cid, extra_env=env).assert_ok()
         self.socket = f"{vpp.node.cni_dir}/{cid}/{cid[:12]}-net1"
         self.mac = self.result["interfaces"][0]["mac"]
         self.ip = self.result["ips"][0]["address"].split("/")[0]

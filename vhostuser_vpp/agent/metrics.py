@@ -104,6 +104,7 @@ _PORT_COUNTERS = {
     "tx_packets": ("Packets VPP sent to the pod", "tx_packets"),
     "tx_bytes": ("Bytes VPP sent to the pod", "tx_bytes"),
     "drops": ("Packets of the pod's port VPP dropped", "drops"),
+    "punt": ("Packets of the pod's port VPP punted (26.06: those for another MAC)", "punt"),
     "rx_miss": ("Packets the pod's port missed (rx queue full)", "rx_miss"),
 }
 

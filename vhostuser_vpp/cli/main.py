@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ports": ("vhostuser_vpp.cli.ports", "list pod ports: the plugin's records joined with VPP's view"),
     "show": ("vhostuser_vpp.cli.show", "everything about one port: record, files, VPP state, route"),
     "top": ("vhostuser_vpp.cli.top", "packets/s and drops/s of every pod port, refreshed"),
+    "trace": ("vhostuser_vpp.cli.trace", "the path through VPP of a pod's packets, to where they went"),
     "gc": ("vhostuser_vpp.cli.gc", "remove ports, records, routes and bridge domains no pod owns"),
     "doctor": ("vhostuser_vpp.cli.doctor", "check that this node can serve the plugin, with fixes"),
     "create": ("vhostuser_vpp.cli.create", "make a vhost-user port outside any pod, for manual tests"),

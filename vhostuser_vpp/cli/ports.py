@@ -4,7 +4,8 @@ The first questions when a DPDK pod has no traffic: does VPP have its port, is t
 app connected, are packets moving (RX/TX: what VPP received from and sent to the pod,
 from VPP's stats segment), and is anything left over. Exit 1 when any row shows a
 problem, so the command doubles as a node health probe; counters VPP cannot give are
-shown as `-` with a warning, and do not change the exit code.
+shown as `-` with a warning, and do not change the exit code. DROPS is what VPP dropped
+or punted of the port's packets (`discarded` in JSON; `drops` and `punt` apart).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ COLUMNS = (
     ("pod_ip", "POD IP"),
     ("rx_packets", "RX"),
     ("tx_packets", "TX"),
-    ("drops", "DROPS"),
+    ("discarded", "DROPS"),
     ("backend", "BACKEND"),
     ("status", "STATUS"),
 )
@@ -75,7 +76,7 @@ def counters_of(row: vppview.PortRow, sample: CounterSample | None) -> dict[str,
     """The row's port's counters (None: no port, or no stats segment)."""
     if sample is None or row.port is None:
         return None
-    return sample.of(row.port.sw_if_index)._asdict()
+    return sample.of(row.port.sw_if_index).summary()
 
 
 def frontend_text(port: VppPort) -> str:

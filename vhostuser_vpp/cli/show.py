@@ -112,7 +112,7 @@ def _counters(args: argparse.Namespace, row: vppview.PortRow) -> dict[str, Any]:
         output.error("show", f"no counters: {err}")
         return {"counters": None, "drop_reasons": None}
     return {
-        "counters": sample.of(row.port.sw_if_index)._asdict() if row.port else None,
+        "counters": sample.of(row.port.sw_if_index).summary() if row.port else None,
         "drop_reasons": reasons,
     }
 

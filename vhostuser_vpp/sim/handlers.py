@@ -96,6 +96,40 @@ def show_version(ctx: Context, msg: Any) -> list[Reply]:
     ]
 
 
+# VPP's answer to `show trace` with nothing captured, on a VPP without workers.
+TRACE_HEADER = "------------------- Start of thread 0 vpp_main -------------------\n"
+NO_TRACE = "No packets in trace buffer\n"
+# Input nodes a trace may start at, of those this emulator's VPP would have.
+TRACEABLE_NODES = frozenset({"vhost-user-input"})
+
+
+@handles("cli_inband")
+def cli_inband(ctx: Context, msg: Any) -> list[Reply]:
+    """The packet tracer's commands only (what `vhostuser-vpp trace` sends); anything else
+    is refused with retval -1 and VPP's words for it."""
+    words = str(msg.cmd).split()
+    trace = ctx.state.trace
+    if words == ["clear", "trace"]:
+        trace.packets.clear()
+        trace.left = 0
+        return [("cli_inband_reply", {"retval": rv.OK, "reply": ""})]
+    if words[:2] == ["trace", "add"]:
+        if len(words) != 4 or not words[3].isdigit() or words[2] not in TRACEABLE_NODES:
+            refused = f"trace add: expected NODE COUNT, got `{' '.join(words[2:])}'\n"
+            return [("cli_inband_reply", {"retval": rv.UNSPECIFIED, "reply": refused})]
+        trace.node, trace.left = words[2], int(words[3])
+        return [("cli_inband_reply", {"retval": rv.OK, "reply": ""})]
+    if words[:2] == ["show", "trace"]:
+        limit = int(words[3]) if words[2:3] == ["max"] and words[3:4] and words[3].isdigit() else None
+        packets = trace.packets[:limit]
+        body = (
+            "".join(f"\nPacket {n}\n\n{text}" for n, text in enumerate(packets, 1)) if packets else NO_TRACE
+        )
+        return [("cli_inband_reply", {"retval": rv.OK, "reply": TRACE_HEADER + body})]
+    unknown = f"unknown input `{' '.join(words)}'\n"
+    return [("cli_inband_reply", {"retval": rv.UNSPECIFIED, "reply": unknown})]
+
+
 # -- interfaces ----------------------------------------------------------------------------
 def interface_details(iface: Interface) -> Fields:
     return {

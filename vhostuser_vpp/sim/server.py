@@ -270,6 +270,19 @@ class Emulator:
         self.call(add)
         self._publish_stats()
 
+    def trace(self, packet: str) -> bool:
+        """The tracer sees one packet, given as `show trace` prints one (its node records,
+        from the input node on); False when no `trace add` is armed for more."""
+
+        def see(state: VppState) -> bool:
+            if state.trace.left <= 0:
+                return False
+            state.trace.left -= 1
+            state.trace.packets.append(packet)
+            return True
+
+        return self.call(see)
+
     def _publish_stats_on_change(self) -> None:
         """Again when the interfaces changed (their names and indexes are in the segment)."""
         if self._stats is None or self._dispatcher is None:

@@ -115,6 +115,16 @@ class Interface:
 
 
 @dataclass
+class PacketTrace:
+    """The packet tracer: `trace add <node> <n>` arms it for n packets at that node; the
+    packets are what tests make it see (`Emulator.trace`), each as VPP prints it."""
+
+    node: str = ""
+    left: int = 0
+    packets: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Neighbor:
     sw_if_index: int
     ip: IPAddress
@@ -193,6 +203,7 @@ class VppState:
         self.pending_events: list[InterfaceEvent] = []
         # `/err/<node>/<reason>` -> packets, as tests make VPP count them.
         self.errors: dict[str, int] = {}
+        self.trace = PacketTrace()
         local0 = Interface(
             sw_if_index=self._sw_if_pool.get(),
             name="local0",

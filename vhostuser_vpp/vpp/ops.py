@@ -176,6 +176,11 @@ class Vpp:
         except (VppIncompatible, VppApiError):
             return "unknown version"
 
+    def cli(self, command: str) -> str:
+        """VPP's CLI through the API (`cli_inband`): for what has no message of its own, the
+        packet tracer. A command VPP refuses raises VppApiError (retval -1)."""
+        return str(self.client.call("cli_inband", cmd=command).reply)
+
     def ping(self) -> int:
         """VPP's pid: a restarted VPP answers with another."""
         return int(self.client.call("control_ping").vpe_pid)

@@ -28,6 +28,9 @@ _SIMPLE = {
 
 
 class InterfaceCounters(NamedTuple):
+    """`drops` and `punt` are both packets VPP discarded: VPP 26.06 punts, not drops, what
+    an L3 port receives for another MAC (ethernet-input "l3 mac mismatch")."""
+
     rx_packets: int = 0
     rx_bytes: int = 0
     tx_packets: int = 0
@@ -38,6 +41,14 @@ class InterfaceCounters(NamedTuple):
     tx_error: int = 0
     rx_no_buf: int = 0
     punt: int = 0
+
+    @property
+    def discarded(self) -> int:
+        return self.drops + self.punt
+
+    def summary(self) -> dict[str, int]:
+        """As the CLI's JSON carries them."""
+        return {**self._asdict(), "discarded": self.discarded}
 
 
 class CounterSample(NamedTuple):
@@ -67,7 +78,7 @@ def rates(before: InterfaceCounters, after: InterfaceCounters, seconds: float) -
         (after.rx_bytes - before.rx_bytes) / seconds,
         (after.tx_packets - before.tx_packets) / seconds,
         (after.tx_bytes - before.tx_bytes) / seconds,
-        (after.drops - before.drops) / seconds,
+        (after.discarded - before.discarded) / seconds,
     )
 
 
