@@ -55,7 +55,9 @@ class CniSocket:
         self._own = _namespaces("self")
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         _remove_stale(path)
-        old_umask = os.umask(0o177)  # never a moment when others may connect
+        # Never a moment when others may connect. umask is the process's: this runs before
+        # the agent starts any thread that makes files (agent/command.py).
+        old_umask = os.umask(0o177)
         try:
             self._server = _Server(path, _handler(self))
         finally:
