@@ -20,7 +20,7 @@ from vhostuser_vpp.store.lock import container_lock
 
 CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
 # The subcommands that read VPP's stats segment, given the node's.
-STATS_COMMANDS = ("ports", "show", "top", "trace")
+STATS_COMMANDS = ("ports", "show", "top")
 
 
 @dataclass
@@ -642,3 +642,13 @@ def test_trace_shows_a_pods_packets_to_their_fate_and_clears_the_trace(vpp: VppN
     assert first["path"] == ["vhost-user-input", "ethernet-input", "error-punt", "punt"]
     assert first["fate"] == "dropped: ethernet-input: l3 mac mismatch"
     assert emulator.call(lambda s: (s.trace.left, s.trace.packets)) == (0, []), "cleared afterwards"
+
+
+def test_trace_refuses_an_ambiguous_target_as_show_does(vpp: VppNode) -> None:
+    first, second = new_container_id(), new_container_id()
+    add(vpp, first)
+    add(vpp, second)
+    run = cli(vpp, "trace", "net1", "--wait", "0.1")
+    assert run.code == 1
+    assert "matches 2 ports" in run.stderr
+    assert first[:12] in run.stdout and second[:12] in run.stdout

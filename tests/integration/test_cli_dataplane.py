@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.conftest import VppNode, new_container_id, wait_for
 from tests.integration.test_cli import CLI
-from tests.integration.testpmd import Pod, Testpmd
+from tests.integration.testpmd import Pod, Testpmd, pod_to_pod
 
 pytestmark = pytest.mark.dataplane
 PACKETS = 10_000
@@ -40,21 +40,7 @@ def test_ports_top_and_trace_follow_packets_between_two_pods(vpp: VppNode, dpdk:
     config = vpp.node.vpp_config()
     sender = Pod(vpp, config, new_container_id(), "team-a/sender")
     receiver = Pod(vpp, config, new_container_id(), "team-a/receiver")
-    with (
-        Testpmd(receiver.socket, receiver.mac, "--forward-mode=rxonly") as sink,
-        Testpmd(
-            sender.socket,
-            sender.mac,
-            "--forward-mode=txonly",
-            f"--tx-ip={sender.ip},{receiver.ip}",
-            f"--eth-peer=0,{sender.gw_mac}",
-        ) as source,
-    ):
-        sink.command("start")
-        wait_for(lambda: vpp.probe.link_up(receiver.index), "the receiving pod attaches")
-        source.command("start")
-        wait_for(lambda: sink.port_stats()["RX-packets"] >= PACKETS, f"{PACKETS} packets reach the receiver")
-
+    with pod_to_pod(vpp, sender, receiver, sender.gw_mac, PACKETS) as (_, source):
         first = rows(vpp)
         sent_before, began = source.port_stats()["TX-packets"], time.monotonic()
         top = cli(vpp, "top", "--interval", "2", "--count", "1")

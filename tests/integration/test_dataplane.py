@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import VppNode, new_container_id, wait_for
-from tests.integration.testpmd import Pod, Testpmd, ping
+from tests.integration.testpmd import Pod, Testpmd, ping, pod_to_pod
 
 pytestmark = pytest.mark.dataplane
 PACKETS = 10_000
@@ -61,20 +61,7 @@ def test_pod_to_pod_through_vpp(vpp: VppNode, dpdk: None, mode: str) -> None:
     config = vpp.node.vpp_config() if mode == "l3" else vpp.node.vpp_config(mode="l2", bridge_domain=4242)
     sender, receiver = Pod(vpp, config, new_container_id()), Pod(vpp, config, new_container_id())
     peer = sender.gw_mac if mode == "l3" else receiver.mac
-    with (
-        Testpmd(receiver.socket, receiver.mac, "--forward-mode=rxonly") as sink,
-        Testpmd(
-            sender.socket,
-            sender.mac,
-            "--forward-mode=txonly",
-            f"--tx-ip={sender.ip},{receiver.ip}",
-            f"--eth-peer=0,{peer}",
-        ) as source,
-    ):
-        sink.command("start")
-        wait_for(lambda: vpp.probe.link_up(receiver.index), "the receiving pod attaches")
-        source.command("start")
-        wait_for(lambda: sink.port_stats()["RX-packets"] >= PACKETS, f"{PACKETS} packets reach the receiver")
+    with pod_to_pod(vpp, sender, receiver, peer, PACKETS) as (sink, source):
         source.command("stop")
         received = sink.port_stats()["RX-packets"]
         sent = source.port_stats()["TX-packets"]

@@ -166,6 +166,31 @@ class Pod:
         self.gw_mac = str(vpp.probe.interface(self.index).l2_address)
 
 
+@contextmanager
+def pod_to_pod(
+    vpp: VppNode, sender: Pod, receiver: Pod, peer: str, packets: int
+) -> Iterator[tuple[Testpmd, Testpmd]]:
+    """(receiver's testpmd in rxonly, sender's in txonly to the receiver's IP at MAC `peer`),
+    both started, once `packets` have reached the receiver; still sending inside the block."""
+    from tests.integration.conftest import wait_for
+
+    with (
+        Testpmd(receiver.socket, receiver.mac, "--forward-mode=rxonly") as sink,
+        Testpmd(
+            sender.socket,
+            sender.mac,
+            "--forward-mode=txonly",
+            f"--tx-ip={sender.ip},{receiver.ip}",
+            f"--eth-peer=0,{peer}",
+        ) as source,
+    ):
+        sink.command("start")
+        wait_for(lambda: vpp.probe.link_up(receiver.index), "the receiving pod attaches")
+        source.command("start")
+        wait_for(lambda: sink.port_stats()["RX-packets"] >= packets, f"{packets} packets reach the receiver")
+        yield sink, source
+
+
 def ping(vpp: VppNode, ip: str, count: int = 5) -> int:
     """Replies to `vppctl ping` from VPP (source: the gateway address it lends the port)."""
     text = vpp.vppctl("ping", ip, "repeat", str(count), "interval", "0.2")

@@ -17,25 +17,12 @@ import json
 import os
 from typing import Any
 
-from vhostuser_vpp.cli import output, ports, session, vppview
-from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN
+from vhostuser_vpp.cli import output, ports, session, target, vppview
 from vhostuser_vpp.vpp.ops import ANY_INDEX, Vpp, VppPort
-
-CANDIDATE_COLUMNS = (
-    ("pod", "POD"),
-    ("container_id", "CONTAINER"),
-    ("ifname", "IFNAME"),
-    ("interface", "INTERFACE"),
-    ("status", "STATUS"),
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "target",
-        metavar="NAMESPACE/POD|POD|CONTAINER-ID-PREFIX|IFNAME|VirtualEthernetX/Y/Z",
-        help="which port: the pod, a container ID prefix, the pod's interface name or VPP's",
-    )
+    target.add_argument(parser, "which port")
     session.add_vpp_arguments(parser)
     session.add_stats_argument(parser)
     session.add_cni_dir_argument(parser)
@@ -44,10 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def body(vpp: Vpp) -> int:
-        matches = vppview.find(vppview.build_view(vpp, args.cni_dir), args.target)
-        if len(matches) != 1:
-            return _no_single_match(args, matches)
-        row = matches[0]
+        row = target.one("show", args, vpp)
+        if row is None:
+            return output.EXIT_PROBLEMS
         details = {**describe(vpp, row), **_counters(args, row)}
         if output.wants_json(args):
             output.print_json(details)
@@ -56,21 +42,6 @@ def run(args: argparse.Namespace) -> int:
         return output.EXIT_PROBLEMS if row.problem else output.EXIT_OK
 
     return session.run_with_vpp("show", args, body)
-
-
-def _no_single_match(args: argparse.Namespace, matches: list[vppview.PortRow]) -> int:
-    if not matches:
-        output.error("show", f"no port matches {args.target!r} (see `vhostuser-vpp ports --all`)")
-        return output.EXIT_PROBLEMS
-    output.error("show", f"{args.target!r} matches {len(matches)} ports; give more of the container ID")
-    candidates = [row.summary() for row in matches]
-    if output.wants_json(args):
-        output.print_json({"candidates": candidates})
-    else:
-        for candidate in candidates:
-            candidate["container_id"] = candidate["container_id"][:CONTAINER_ID_PREFIX_LEN]
-        output.print_table(candidates, CANDIDATE_COLUMNS)
-    return output.EXIT_PROBLEMS
 
 
 def describe(vpp: Vpp, row: vppview.PortRow) -> dict[str, Any]:

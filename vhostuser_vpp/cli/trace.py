@@ -18,7 +18,7 @@ import re
 import time
 from typing import Any, NamedTuple
 
-from vhostuser_vpp.cli import output, session, vppview
+from vhostuser_vpp.cli import output, session, target
 from vhostuser_vpp.vpp.ops import Vpp
 
 INPUT_NODE = "vhost-user-input"
@@ -89,11 +89,7 @@ def parse(text: str) -> list[TracedPacket]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "target",
-        metavar="NAMESPACE/POD|POD|CONTAINER-ID-PREFIX|IFNAME|VirtualEthernetX/Y/Z",
-        help="whose packets: the pod, a container ID prefix, its interface name or VPP's",
-    )
+    target.add_argument(parser, "whose packets")
     parser.add_argument("--count", type=int, default=5, metavar="N", help="packets to show (5)")
     parser.add_argument(
         "--capture",
@@ -112,12 +108,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     def body(vpp: Vpp) -> int:
-        matches = vppview.find(vppview.build_view(vpp, args.cni_dir), args.target)
-        ports = [row.port for row in matches if row.port is not None]
-        if len(ports) != 1:
-            output.error("trace", f"{args.target!r} names {len(ports)} ports in VPP; `show` lists them")
+        row = target.one("trace", args, vpp)
+        if row is None:
             return output.EXIT_PROBLEMS
-        name = ports[0].name
+        if row.port is None:
+            output.error("trace", f"{args.target!r} has no port in VPP ({row.status})")
+            return output.EXIT_PROBLEMS
+        name = row.port.name
         packets = capture(vpp, name, args.count, args.capture, args.wait)
         if output.wants_json(args):
             output.print_json({"interface": name, "packets": [p.summary() for p in packets]})
