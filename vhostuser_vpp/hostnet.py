@@ -11,7 +11,10 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from vhostuser_vpp.addressing import family, host_prefix
+
 AF_INET = 2
+AF_INET6 = 10
 SCOPE_LINK = 253  # RT_SCOPE_LINK: the pod is directly behind the tap, no gateway
 
 
@@ -38,14 +41,19 @@ def _link_index(ipr: Any, device: str) -> int:
     return int(found[0])
 
 
+def _family(pod_ip: str) -> int:
+    return AF_INET6 if family(pod_ip) == 6 else AF_INET
+
+
 def add_route(device: str, pod_ip: str) -> None:
-    """Adds or replaces `<pod_ip>/32 dev <device>`; replacing makes a retried ADD harmless."""
+    """Adds or replaces `<pod_ip>/32 (/128) dev <device>`; replacing makes a retried ADD
+    harmless."""
     with _ipr() as ipr:
         index = _link_index(ipr, device)
         try:
-            ipr.route("replace", dst=f"{pod_ip}/32", oif=index, scope=SCOPE_LINK)
+            ipr.route("replace", family=_family(pod_ip), dst=host_prefix(pod_ip), oif=index, scope=SCOPE_LINK)
         except _netlink_errors() as exc:
-            raise HostRouteError(f"cannot add route {pod_ip}/32 dev {device}: {exc}") from exc
+            raise HostRouteError(f"cannot add route {host_prefix(pod_ip)} dev {device}: {exc}") from exc
 
 
 def delete_route(device: str, pod_ip: str) -> None:
@@ -59,14 +67,17 @@ def delete_route(device: str, pod_ip: str) -> None:
                 # Deleting needs the route's own scope and table, or the kernel finds no match.
                 ipr.route(
                     "del",
-                    dst=f"{pod_ip}/32",
+                    family=_family(pod_ip),
+                    dst=host_prefix(pod_ip),
                     oif=int(found[0]),
                     scope=route["scope"],
                     table=route.get_attr("RTA_TABLE"),
                 )
             except _netlink_errors() as exc:
                 if getattr(exc, "code", None) != errno.ESRCH:
-                    raise HostRouteError(f"cannot delete route {pod_ip}/32 dev {device}: {exc}") from exc
+                    raise HostRouteError(
+                        f"cannot delete route {host_prefix(pod_ip)} dev {device}: {exc}"
+                    ) from exc
 
 
 def route_exists(device: str, pod_ip: str) -> bool:
@@ -78,5 +89,6 @@ def route_exists(device: str, pod_ip: str) -> bool:
 def _routes_via(ipr: Any, pod_ip: str, index: int) -> list[Any]:
     # A dump, not a "get": a get resolves the address and answers with whatever route
     # would carry it, or an error when none would.
-    routes = ipr.route("dump", family=AF_INET, dst_len=32)
+    family = _family(pod_ip)
+    routes = ipr.route("dump", family=family, dst_len=128 if family == AF_INET6 else 32)
     return [r for r in routes if r.get_attr("RTA_DST") == pod_ip and r.get_attr("RTA_OIF") == index]

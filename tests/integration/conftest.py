@@ -360,6 +360,20 @@ class VppNode:
             pytest.skip("needs the emulator (fault injection, other VPP profiles), not a real VPP")
         return self.emulator
 
+    def run_restore(self) -> subprocess.CompletedProcess[str]:
+        """`vhostuser-vpp restore` of this node's pods, JSON out."""
+        argv = [
+            VHOSTUSER_VPP,
+            "restore",
+            "--api-socket",
+            self.node.api_socket,
+            "--cni-dir",
+            str(self.node.cni_dir),
+            "-o",
+            "json",
+        ]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
     def vppctl(self, *args: str) -> str:
         if self.instance is None:
             pytest.skip("needs VPP's CLI: a VPP this suite starts, not VPP_API_SOCKET's")

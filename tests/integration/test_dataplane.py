@@ -53,6 +53,35 @@ def test_vpp_pings_a_pod_through_its_l3_port(vpp: VppNode, dpdk: None) -> None:
     assert_nothing_left(vpp)
 
 
+def test_vpp_pings_a_dual_stack_pod_over_ipv6(vpp: VppNode, dpdk: None) -> None:
+    """An IPv6 round trip: VPP's echo requests leave through the /128 and the static
+    neighbour (no neighbour discovery: testpmd speaks none); testpmd's 5tswap sends each
+    back with source and destination swapped, an echo request to the gateway address the
+    port borrows, and VPP's echo reply makes the same trip. The port has IPv6 enabled, so
+    a pod with an IPv6 stack of its own finds the gateway by neighbour discovery."""
+    config = vpp.node.vpp_config()
+    config["ipam"] = {
+        "type": "host-local",
+        "dataDir": str(vpp.node.ipam_dir),
+        "ranges": [
+            [{"subnet": "10.56.217.0/24", "rangeStart": "10.56.217.131"}],
+            [{"subnet": "fd00:56:217::/64"}],
+        ],
+    }
+    pod = Pod(vpp, config, new_container_id())
+    ip6 = next(ip["address"].split("/")[0] for ip in pod.result["ips"] if ":" in ip["address"])
+    with Testpmd(pod.socket, pod.mac, "--forward-mode=5tswap") as app:
+        app.command("start")
+        wait_for(lambda: vpp.probe.link_up(pod.index), "the pod's DPDK app attaches")
+        assert ping(vpp, ip6) >= 1, "echo replies come back over IPv6"
+        assert ping(vpp, pod.ip) >= 1, "and over IPv4"
+    ip6_on_port = vpp.vppctl("show", "ip6", "interface", pod.name)
+    assert "Neighbor Discovery: enabled" in ip6_on_port
+    assert "fd00:56:217::1/64" in ip6_on_port, "the gateway it borrows"
+    vpp.node.run("DEL", config, pod.cid).assert_ok()
+    assert_nothing_left(vpp)
+
+
 @pytest.mark.parametrize("mode", ["l3", "l2"])
 def test_pod_to_pod_through_vpp(vpp: VppNode, dpdk: None, mode: str) -> None:
     """The sender addresses the receiver's IP at its gateway MAC (L3: VPP routes by the /32

@@ -269,6 +269,19 @@ def address_already_on_another_interface(v: Script) -> None:
 
 
 @scenario
+def address_routes_follow_the_admin_state(v: Script) -> None:
+    """An interface's address routes exist only while it is admin up."""
+    loop = int(v("create_loopback", mac_address="00:00:00:00:00:00").sw_if_index)
+    for prefix in ("10.56.217.1/24", "fd00:56:217::1/64"):
+        v("sw_interface_add_del_address", sw_if_index=loop, is_add=True, del_all=False, prefix=prefix)
+    dump_all(v)
+    v("sw_interface_set_flags", sw_if_index=loop, flags=1)
+    dump_all(v)
+    v("sw_interface_set_flags", sw_if_index=loop, flags=0)
+    dump_all(v)
+
+
+@scenario
 def addresses_dumped_and_a_loopback_deleted(v: Script) -> None:
     loop = loopback(v)
     v("sw_interface_add_del_address", sw_if_index=loop, is_add=True, del_all=False, prefix="10.57.0.1/16")
@@ -414,6 +427,104 @@ def neighbours_go_with_their_interface_routes_stay(v: Script) -> None:
     v("ip_route_add_del", is_add=True, is_multipath=False, route=route("10.56.217.131", port))
     v("ip_neighbor_add_del", is_add=True, neighbor=neighbor(port, "10.56.217.131"))
     v("delete_vhost_user_if", sw_if_index=port)
+    dump_all(v)
+
+
+# -- IPv6 ------------------------------------------------------------------------------------------
+
+
+@scenario
+def dual_stack_wiring_as_add_makes_it(v: Script) -> None:
+    loop = loopback(v)
+    v(
+        "sw_interface_add_del_address",
+        sw_if_index=loop,
+        is_add=True,
+        del_all=False,
+        prefix="fd00:56:217::1/64",
+    )
+    port = v.port("a.sock", tag="cni:abc:net1")
+    v("sw_interface_set_flags", sw_if_index=port, flags=1)
+    v("sw_interface_set_unnumbered", sw_if_index=loop, unnumbered_sw_if_index=port, is_add=True)
+    v("sw_interface_ip6_enable_disable", sw_if_index=port, enable=True)
+    for ip in ("10.56.217.131", "fd00:56:217::83"):
+        v("ip_route_add_del", is_add=True, is_multipath=False, route=route(ip, port))
+        v("ip_neighbor_add_del", is_add=True, neighbor=neighbor(port, ip))
+    v("ip_route_lookup", table_id=0, exact=1, prefix="fd00:56:217::83/128")
+    v("ip_neighbor_dump", sw_if_index=port, af=1)
+    for is_ipv6 in (False, True):
+        v("ip_address_dump", sw_if_index=port, is_ipv6=is_ipv6)
+    dump_all(v)
+
+
+@scenario
+def dual_stack_teardown_as_del_does_it(v: Script) -> None:
+    dual_stack_wiring_as_add_makes_it(v)
+    port = 2
+    for ip in ("10.56.217.131", "fd00:56:217::83"):
+        v("ip_neighbor_add_del", is_add=False, neighbor=neighbor(port, ip))
+        v(
+            "ip_route_add_del",
+            is_add=False,
+            is_multipath=False,
+            route=whole_entry(f"{ip}/{32 if '.' in ip else 128}"),
+        )
+    v("delete_vhost_user_if", sw_if_index=port)
+    dump_all(v)
+
+
+@scenario
+def ipv6_enabled_twice_disabled_twice(v: Script) -> None:
+    """VPP counts enables: the second is refused with -81 but counted; disabling one that
+    is off is -62; and an IPv6 address enables it too."""
+    port = v.port("a.sock")
+    for enable in (True, True, False, False, False):
+        v("sw_interface_ip6_enable_disable", sw_if_index=port, enable=enable)
+    v("sw_interface_ip6_enable_disable", sw_if_index=77, enable=True)
+    loop = int(v("create_loopback", mac_address="00:00:00:00:00:00").sw_if_index)
+    v(
+        "sw_interface_add_del_address",
+        sw_if_index=loop,
+        is_add=True,
+        del_all=False,
+        prefix="fd00:56:217::1/64",
+    )
+    v("sw_interface_ip6_enable_disable", sw_if_index=loop, enable=True)
+
+
+@scenario
+def ipv6_gateway_already_on_another_interface(v: Script) -> None:
+    first = int(v("create_loopback", mac_address="00:00:00:00:00:00").sw_if_index)
+    v(
+        "sw_interface_add_del_address",
+        sw_if_index=first,
+        is_add=True,
+        del_all=False,
+        prefix="fd00:56:217::1/64",
+    )
+    other = int(v("create_loopback", mac_address="00:00:00:00:00:00").sw_if_index)
+    for prefix in ("fd00:56:217::1/64", "fd00:56:217::2/64", "fd00:56:217:0:1::1/80"):
+        v("sw_interface_add_del_address", sw_if_index=other, is_add=True, del_all=False, prefix=prefix)
+    v(
+        "sw_interface_add_del_address",
+        sw_if_index=first,
+        is_add=True,
+        del_all=False,
+        prefix="fd00:56:217::9/64",
+    )
+    dump_all(v)
+
+
+@scenario
+def ipv6_route_through_a_deleted_interface(v: Script) -> None:
+    port = v.port("a.sock")
+    v("ip_route_add_del", is_add=True, is_multipath=False, route=route("fd00:56:217::83", port))
+    v("ip_neighbor_add_del", is_add=True, neighbor=neighbor(port, "fd00:56:217::83"))
+    v("delete_vhost_user_if", sw_if_index=port)
+    v("ip_route_lookup", table_id=0, exact=1, prefix="fd00:56:217::83/128")
+    v("ip_route_add_del", is_add=False, is_multipath=False, route=route("fd00:56:217::83", port))
+    v("ip_route_add_del", is_add=False, is_multipath=False, route=whole_entry("fd00:56:217::83/128"))
+    v("ip_route_lookup", table_id=0, exact=1, prefix="fd00:56:217::83/128")
     dump_all(v)
 
 

@@ -5,26 +5,8 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
-from pathlib import Path
 
-from tests.integration.conftest import VppNode, new_container_id
-
-CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
-
-
-def _restore(vpp: VppNode) -> subprocess.CompletedProcess[str]:
-    argv = [
-        CLI,
-        "restore",
-        "--api-socket",
-        vpp.node.api_socket,
-        "--cni-dir",
-        str(vpp.node.cni_dir),
-        "-o",
-        "json",
-    ]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+from tests.integration.conftest import VHOSTUSER_VPP, VppNode, new_container_id
 
 
 def test_restore_after_a_vpp_restart_brings_back_ports_as_they_were(vpp: VppNode) -> None:
@@ -42,7 +24,7 @@ def test_restore_after_a_vpp_restart_brings_back_ports_as_they_were(vpp: VppNode
     vpp.restart()
     assert probe.ports(str(node.cni_dir)) == {}
 
-    restored = _restore(vpp)
+    restored = vpp.run_restore()
     assert restored.returncode == 0, restored.stderr
     assert sorted(o["status"] for o in json.loads(restored.stdout)) == ["restored", "restored"]
     after = {
@@ -56,7 +38,7 @@ def test_restore_after_a_vpp_restart_brings_back_ports_as_they_were(vpp: VppNode
 
     node.run("CHECK", {**l3_config, "prevResult": l3_result}, l3_pod).assert_ok()
     node.run("CHECK", {**l2_config, "prevResult": l2_result}, l2_pod).assert_ok()
-    again = _restore(vpp)
+    again = vpp.run_restore()
     assert sorted(o["status"] for o in json.loads(again.stdout)) == ["ok", "ok"]
 
     node.run("DEL", l3_config, l3_pod).assert_ok()
@@ -71,7 +53,7 @@ def test_restore_reports_failures_with_exit_1(vpp: VppNode) -> None:
     node.run("ADD", node.vpp_config(), new_container_id()).assert_ok()
     emulator.restart()
     emulator.faults.fail("create_vhost_user_if_v2", retval=-1, times=None)
-    restored = _restore(vpp)
+    restored = vpp.run_restore()
     assert restored.returncode == 1
     [outcome] = json.loads(restored.stdout)
     assert outcome["status"] == "failed"
@@ -83,14 +65,23 @@ def test_gc_after_a_vpp_restart_keeps_the_records_restore_needs(vpp: VppNode) ->
     cid = new_container_id()
     node.run("ADD", node.vpp_config(), cid).assert_ok()
     vpp.restart()
-    argv = [CLI, "gc", "--api-socket", node.api_socket, "--cni-dir", str(node.cni_dir), "-o", "json"]
+    argv = [
+        VHOSTUSER_VPP,
+        "gc",
+        "--api-socket",
+        node.api_socket,
+        "--cni-dir",
+        str(node.cni_dir),
+        "-o",
+        "json",
+    ]
     gc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert gc.returncode == 0, gc.stderr
     doc = json.loads(gc.stdout)
     assert doc["actions"] == []
     assert any("vhostuser-vpp restore" in note for note in doc["notes"])
     assert node.record(cid).exists()
-    assert _restore(vpp).returncode == 0
+    assert vpp.run_restore().returncode == 0
     node.run("DEL", node.vpp_config(), cid).assert_ok()
 
 
@@ -105,7 +96,7 @@ def test_restore_gives_the_new_socket_the_access_add_gave(vpp: VppNode) -> None:
     vpp.restart()
     socket_path.unlink(missing_ok=True)
 
-    restored = _restore(vpp)
+    restored = vpp.run_restore()
     assert restored.returncode == 0, restored.stderr
     st = socket_path.lstat()
     assert (stat.S_ISSOCK(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
@@ -121,6 +112,6 @@ def test_restore_of_a_vpp_that_does_not_answer_is_exit_3(vpp: VppNode) -> None:
     node = vpp.node
     node.run("ADD", node.vpp_config(), new_container_id()).assert_ok()
     vpp.stop()
-    restored = _restore(vpp)
+    restored = vpp.run_restore()
     assert restored.returncode == 3, restored.stderr
     assert "VPP" in restored.stderr and restored.stdout == ""

@@ -458,3 +458,46 @@ def test_bad_socket_access_settings_are_refused(vpp: VppNode, vhost: dict[str, A
     assert details in error["details"]
     assert node.files() == set()
     assert vpp.probe.ports(str(node.cni_dir)) == {}
+
+
+BRIDGE_RESULT = {
+    "cniVersion": "1.0.0",
+    "interfaces": [
+        {"name": "cni0", "mac": "a2:00:00:00:00:01"},
+        {"name": "eth0", "sandbox": "/var/run/netns/pod"},
+    ],
+    "ips": [{"address": "10.88.0.5/16", "gateway": "10.88.0.1", "interface": 1}],
+    "routes": [{"dst": "0.0.0.0/0", "gw": "10.88.0.1"}],
+    "dns": {"nameservers": ["10.96.0.10"]},
+}
+
+
+def test_second_in_a_conflist_the_result_extends_prev_result(vpp: VppNode) -> None:
+    """As libcni runs a chain: the previous plugin's result comes as prevResult, and ours
+    is it plus our interface and addresses; CHECK and DEL take the chain's final result."""
+    node = vpp.node
+    cid = new_container_id()
+    config = {**node.vpp_config(), "prevResult": BRIDGE_RESULT}
+    result = node.run("ADD", config, cid).assert_ok()
+    assert [i["name"] for i in result["interfaces"]] == ["cni0", "eth0", "net1"]
+    assert [(ip["address"], ip["interface"]) for ip in result["ips"]] == [
+        ("10.88.0.5/16", 1),
+        ("10.56.217.131/24", 2),
+    ]
+    assert result["routes"] == [{"dst": "0.0.0.0/0", "gw": "10.88.0.1"}, {"dst": "0.0.0.0/0"}]
+    assert result["dns"] == BRIDGE_RESULT["dns"]
+    again = node.run("ADD", config, cid).assert_ok()
+    assert again == result, "a repeated ADD chains the saved result the same way"
+    node.run("CHECK", {**config, "prevResult": result}, cid).assert_ok()
+    node.run("DEL", {**config, "prevResult": result}, cid).assert_ok()
+    assert vpp.probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.files() == set() and node.reservations() == {}
+
+
+def test_a_malformed_prev_result_is_refused_before_anything_is_made(vpp: VppNode) -> None:
+    node = vpp.node
+    config = {**node.vpp_config(), "prevResult": {"cniVersion": "1.0.0", "ips": [{"address": "nonsense"}]}}
+    error = node.run("ADD", config, new_container_id()).assert_error(6)
+    assert "prevResult" in error["msg"]
+    assert vpp.probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.files() == set() and node.reservations() == {}

@@ -17,11 +17,14 @@ from vhostuser_vpp.vpp.ops import pod_route
 
 ANY = 0xFFFFFFFF
 POD_RANGE = (ipaddress.IPv4Address("10.56.217.131"), ipaddress.IPv4Address("10.56.217.254"))
+# The IPv6 pods' subnet (tests/integration/test_ipv6.py), its gateway ::1 left out.
+POD_RANGE6 = (ipaddress.IPv6Address("fd00:56:217::2"), ipaddress.IPv6Address("fd00:56:217::ffff"))
 
 
 def _in_pod_range(address: Any) -> bool:
     ip = ipaddress.ip_address(str(address))
-    return isinstance(ip, ipaddress.IPv4Address) and POD_RANGE[0] <= ip <= POD_RANGE[1]
+    low, high = POD_RANGE6 if isinstance(ip, ipaddress.IPv6Address) else POD_RANGE
+    return low <= ip <= high  # type: ignore[operator]
 
 
 class VppProbe:
@@ -63,17 +66,22 @@ class VppProbe:
         return next((d for d in found if d.interface_name == name), None)
 
     def pod_routes(self) -> dict[str, int]:
-        """pod /32 -> sw_if_index of its path."""
-        routes = self.papi.api.ip_route_dump(table={"table_id": 0, "is_ip6": False, "name": ""})
+        """pod /32 or /128 -> sw_if_index of its path."""
+        routes = [
+            r
+            for is_ip6 in (False, True)
+            for r in self.papi.api.ip_route_dump(table={"table_id": 0, "is_ip6": is_ip6, "name": ""})
+        ]
         return {
             str(r.route.prefix): r.route.paths[0].sw_if_index
             for r in routes
-            if r.route.prefix.prefixlen == 32 and _in_pod_range(r.route.prefix.network_address)
+            if r.route.prefix.prefixlen == r.route.prefix.max_prefixlen
+            and _in_pod_range(r.route.prefix.network_address)
         }
 
     def pod_neighbors(self) -> dict[str, tuple[int, str]]:
-        """pod ip -> (sw_if_index, mac)."""
-        found = self.papi.api.ip_neighbor_dump(sw_if_index=ANY, af=0)
+        """pod ip -> (sw_if_index, mac), both families."""
+        found = [n for af in (0, 1) for n in self.papi.api.ip_neighbor_dump(sw_if_index=ANY, af=af)]
         return {
             str(n.neighbor.ip_address): (n.neighbor.sw_if_index, str(n.neighbor.mac_address))
             for n in found
@@ -88,13 +96,14 @@ class VppProbe:
         """Deletes a port behind the plugin's back, as an operator or a crash might."""
         assert self.papi.api.delete_vhost_user_if(sw_if_index=index).retval == 0
 
-    def make_gateway_loopback(self, gateway_cidr: str) -> None:
-        """loop0 with the pods' gateway address, as a node's VPP set-up would have it."""
+    def make_gateway_loopback(self, *gateway_cidrs: str) -> None:
+        """loop0 with the pods' gateway addresses, as a node's VPP set-up would have it."""
         index = self.papi.api.create_loopback(mac_address="00:00:00:00:00:00").sw_if_index
-        reply = self.papi.api.sw_interface_add_del_address(
-            sw_if_index=index, is_add=True, del_all=False, prefix=gateway_cidr
-        )
-        assert reply.retval == 0
+        for cidr in gateway_cidrs:
+            reply = self.papi.api.sw_interface_add_del_address(
+                sw_if_index=index, is_add=True, del_all=False, prefix=cidr
+            )
+            assert reply.retval == 0
         assert self.papi.api.sw_interface_set_flags(sw_if_index=index, flags=1).retval == 0
 
     def delete_loopback(self, name: str) -> None:
@@ -105,6 +114,15 @@ class VppProbe:
         """A frontend (the pod's DPDK app) attached and VPP sees the link up."""
         found = self.interface(index)
         return found is not None and bool(int(found.flags) & 2)
+
+    def addresses(self, name: str) -> list[str]:
+        """An interface's addresses, IPv4 then IPv6."""
+        index = self.interface_named(name).sw_if_index
+        return [
+            str(a.prefix)
+            for is_ipv6 in (False, True)
+            for a in self.papi.api.ip_address_dump(sw_if_index=index, is_ipv6=is_ipv6)
+        ]
 
     def delete_neighbor(self, ip: str) -> None:
         index, mac = self.pod_neighbors()[ip]

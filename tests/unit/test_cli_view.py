@@ -49,10 +49,9 @@ def local(cid: str, ifname: str = "net1", **record: Any) -> LocalRecord:
         ifname=ifname,
         record=PortRecord(**fields),
         record_path=socket_of(cid, ifname) + ".json",
-        ip4_conf_path=socket_of(cid, ifname) + "-ip4.conf",
+        ip_conf_paths=(socket_of(cid, ifname) + "-ip4.conf",),
         socket_path=str(fields["socket_path"]) or socket_of(cid, ifname),
         socket_present=True,
-        ip4_conf_present=True,
     )
 
 
@@ -222,7 +221,8 @@ def test_records_on_disk_are_loaded_with_their_files(tmp_path: Path) -> None:
     (directory / f"{CID_A[:12]}-net1.json").write_bytes(record._replace(socket_path="").render())
     [found] = vppview.load_records(str(tmp_path))
     assert found.socket_path == str(directory / f"{CID_A[:12]}-net1")
-    assert not found.socket_present and not found.ip4_conf_present
+    assert not found.socket_present
+    assert found.ip_conf_paths == (str(directory / f"{CID_A[:12]}-net1-ip4.conf"),)
     assert found.owner_tag == f"cni:{CID_A[:12]}:net1"
 
 

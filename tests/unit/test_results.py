@@ -340,3 +340,31 @@ def test_round_trip_through_every_version(result: Result, version: str) -> None:
         for itf in result.interfaces
     ]
     assert back.interfaces == expected_interfaces
+
+
+def test_a_chained_result_extends_the_previous_plugins() -> None:
+    prev = Result.from_json(
+        {
+            "cniVersion": "1.0.0",
+            "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/var/run/netns/pod"}],
+            "ips": [{"address": "10.88.0.5/16", "gateway": "10.88.0.1", "interface": 1}],
+            "routes": [{"dst": "0.0.0.0/0"}],
+            "dns": {"nameservers": ["10.96.0.10"]},
+        },
+        source="prevResult",
+    )
+    ours = Result(
+        cni_version="1.0.0",
+        interfaces=[Interface(name="net1", mac="02:00:00:00:00:01")],
+        ips=[IPConfig("10.56.217.131/24", "10.56.217.1", 0), IPConfig("fd00::83/64", None, 0)],
+        routes=[{"dst": "10.56.0.0/16"}],
+    )
+    chained = ours.after(prev).to_json("1.0.0")
+    assert [i["name"] for i in chained["interfaces"]] == ["cni0", "eth0", "net1"]
+    assert [(ip["address"], ip["interface"]) for ip in chained["ips"]] == [
+        ("10.88.0.5/16", 1),
+        ("10.56.217.131/24", 2),
+        ("fd00::83/64", 2),
+    ]
+    assert chained["routes"] == [{"dst": "0.0.0.0/0"}, {"dst": "10.56.0.0/16"}]
+    assert chained["dns"] == {"nameservers": ["10.96.0.10"]}

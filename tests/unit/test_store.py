@@ -23,7 +23,7 @@ from vhostuser_vpp.store.records import (
     PHASE_PENDING,
     PHASE_READY,
     RECORD_SCHEMA,
-    Ip4Conf,
+    IpConf,
     PortRecord,
     socket_access,
     socket_access_settings,
@@ -74,7 +74,7 @@ def mode_of(path: Path) -> int:
 
 
 def test_ip4_conf_matches_the_original_byte_for_byte() -> None:
-    conf = Ip4Conf(
+    conf = IpConf(
         ip_addr="10.56.217.132/32",
         mac_addr="e2:52:b5:7b:58:ad",
         gateway="10.56.217.1",
@@ -84,7 +84,7 @@ def test_ip4_conf_matches_the_original_byte_for_byte() -> None:
 
 
 def test_ip4_conf_escapes_like_json() -> None:
-    rendered = Ip4Conf(ip_addr='a"b', mac_addr="\\", gateway="", gw_mac="é").render()
+    rendered = IpConf(ip_addr='a"b', mac_addr="\\", gateway="", gw_mac="é").render()
     assert json.loads(rendered) == {"ipAddr": 'a"b', "macAddr": "\\", "gateway": "", "gwMac": "é"}
 
 
@@ -113,6 +113,7 @@ def test_record_renders_every_key_in_order() -> None:
         socket_mode="server",
         socket_access={"mode": "0660", "uid": -1, "gid": 4321},
         ip_addr="10.56.217.132",
+        ip_addrs=("10.56.217.132", "fd00:56::84"),
         tag="vhostuser-vpp:abc",
         port={"sw_if_index": 3},
         result={"cniVersion": "1.1.0"},
@@ -132,6 +133,7 @@ def test_record_renders_every_key_in_order() -> None:
         "socketMode",
         "socketAccess",
         "ipAddr",
+        "ipAddrs",
         "tag",
         "hostRoute",
         "port",
@@ -141,8 +143,21 @@ def test_record_renders_every_key_in_order() -> None:
     assert doc["schema"] == RECORD_SCHEMA
     assert doc["containerID"] == CID
     assert doc["port"] == {"sw_if_index": 3}
+    assert doc["ipAddrs"] == ["10.56.217.132", "fd00:56::84"]
     assert rendered == (json.dumps(doc, indent=4) + "\n").encode()
     assert PortRecord.parse(rendered) == record
+
+
+def test_pod_ips_of_records_before_ipv6_are_their_one_address() -> None:
+    assert PortRecord(ip_addr="10.56.217.132").pod_ips == ("10.56.217.132",)
+    assert PortRecord().pod_ips == ()
+    assert PortRecord(ip_addr="", ip_addrs=("fd00:56::84",)).pod_ips == ("fd00:56::84",)
+
+
+@pytest.mark.parametrize("value", ['"10.0.0.1"', "[1]", '{"a": 1}'])
+def test_record_with_malformed_addresses_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="ipAddrs"):
+        PortRecord.parse(f'{{"ipAddrs": {value}}}'.encode())
 
 
 def test_record_with_only_the_original_five_keys_parses() -> None:
@@ -291,7 +306,13 @@ def test_attachment_names_are_the_originals() -> None:
     assert att.ip4_conf_name == "4d578250ad8d-net1-ip4.conf"
     assert att.record_name == "4d578250ad8d-net1.json"
     assert att.socket_path == f"/var/lib/cni/vhostuser/{CID}/4d578250ad8d-net1"
-    assert att.file_names() == ("4d578250ad8d-net1", "4d578250ad8d-net1-ip4.conf", "4d578250ad8d-net1.json")
+    assert att.ip_conf_name(6) == "4d578250ad8d-net1-ip6.conf"
+    assert att.file_names() == (
+        "4d578250ad8d-net1",
+        "4d578250ad8d-net1-ip4.conf",
+        "4d578250ad8d-net1-ip6.conf",
+        "4d578250ad8d-net1.json",
+    )
 
 
 def test_short_container_id_is_used_whole() -> None:
@@ -301,7 +322,8 @@ def test_short_container_id_is_used_whole() -> None:
 
 
 def write_all(att: Attachment, fd: int) -> None:
-    att.write_ip4_conf(fd, Ip4Conf("10.0.0.2/32", "02:00:00:00:00:01", "10.0.0.1", "02:00:00:00:00:02"))
+    att.write_ip_conf(fd, 4, IpConf("10.0.0.2/32", "02:00:00:00:00:01", "10.0.0.1", "02:00:00:00:00:02"))
+    att.write_ip_conf(fd, 6, IpConf("fd00::2/128", "02:00:00:00:00:01", "fd00::1", "02:00:00:00:00:02"))
     att.write_record(fd, PortRecord(ifname=att.ifname))
     (Path(att.container_dir) / att.socket_name).write_text("")  # stands in for the socket
 
@@ -328,7 +350,7 @@ def test_remove_files_removes_a_symlink_not_its_target(tmp_path: Path) -> None:
     with att.open_dir(create=True) as fd:
         assert fd is not None
         (Path(att.container_dir) / att.ip4_conf_name).symlink_to(victim)
-        att.remove_ip4_conf(fd)
+        att.remove_ip_confs(fd)
     assert victim.read_text() == "keep me"
     assert os.listdir(att.container_dir) == []
 

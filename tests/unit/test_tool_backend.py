@@ -105,7 +105,7 @@ def test_create_then_getmac(tool: FakeTool) -> None:
 
 def test_wire_passes_ifname_ip_and_mac(tool: FakeTool) -> None:
     undo = tool.backend().wire(
-        Port(IFNAME, "02:fe:fc:89:49:d8"), Wiring("10.56.217.132", "e2:52:b5:7b:58:ad")
+        Port(IFNAME, "02:fe:fc:89:49:d8"), Wiring(("10.56.217.132",), "e2:52:b5:7b:58:ad")
     )
     assert tool.argvs() == [["config", IFNAME, "10.56.217.132", "e2:52:b5:7b:58:ad"]]
     assert undo == {}
@@ -270,7 +270,7 @@ def test_non_zero_exit_quotes_stderr(tool: FakeTool, verb: str) -> None:
         if verb == "create":
             backend.create_port(spec())
         elif verb == "config":
-            backend.wire(Port(IFNAME, "02:fe:fc:89:49:d8"), Wiring("10.56.217.132", "e2:52:b5:7b:58:ad"))
+            backend.wire(Port(IFNAME, "02:fe:fc:89:49:d8"), Wiring(("10.56.217.132",), "e2:52:b5:7b:58:ad"))
         else:
             backend.delete_port(PortRef(name=IFNAME, socket_path=SOCKET, tag="t"))
     assert not isinstance(info.value, BackendUnavailable)
@@ -305,7 +305,7 @@ def test_hang_is_unavailable(tool: FakeTool, verb: str) -> None:
         if verb == "create":
             backend.create_port(spec())
         elif verb == "config":
-            backend.wire(Port(IFNAME, "02:fe:fc:89:49:d8"), Wiring("10.56.217.132", "e2:52:b5:7b:58:ad"))
+            backend.wire(Port(IFNAME, "02:fe:fc:89:49:d8"), Wiring(("10.56.217.132",), "e2:52:b5:7b:58:ad"))
         else:
             backend.delete_port(PortRef(name=IFNAME, socket_path=SOCKET, tag="t"))
     assert info.value.msg == f"vhost_tool {verb} timed out"
@@ -333,7 +333,7 @@ def test_arguments_reach_the_tool_intact(tool: FakeTool, tmp_path: Path) -> None
     tool.answer("getmac", stdout="02:00:00:00:00:07\n")
     backend = tool.backend()
     port = backend.create_port(spec(socket))
-    backend.wire(port, Wiring(f"10.0.0.1 ; touch {marker}", "$(id)"))
+    backend.wire(port, Wiring((f"10.0.0.1 ; touch {marker}",), "$(id)"))
     backend.delete_port(PortRef(name="Virtual Ethernet*", socket_path=socket, tag="t"))
     assert tool.argvs() == [
         ["create", socket],

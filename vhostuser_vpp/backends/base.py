@@ -8,7 +8,7 @@ because DEL must succeed however often it runs.
 Call order in ADD, with rollback by `delete_port` after any failure:
 
     port = backend.create_port(PortSpec(socket_path, tag))   # up, MAC known
-    undo = backend.wire(port, Wiring(pod_ip, pod_mac))       # what DEL needs, kept in the record
+    undo = backend.wire(port, Wiring(pod_ips, pod_mac))      # what DEL needs, kept in the record
 """
 
 from __future__ import annotations
@@ -54,9 +54,13 @@ class Port(NamedTuple):
 
 
 class Wiring(NamedTuple):
-    pod_ip: str
+    """The pod's side of L3: every address IPAM gave it (IPv4 and IPv6, IPAM's order), its
+    MAC, and the gateways with their subnets' lengths (e.g. 10.56.217.1/24, fd00:56::1/64)
+    that the interface the port borrows from must carry."""
+
+    pod_ips: tuple[str, ...]
     pod_mac: str
-    gateway_cidr: str | None = None  # the gateway with the subnet's length, e.g. 10.56.217.1/24
+    gateway_cidrs: tuple[str, ...] = ()
 
 
 class PortRef(NamedTuple):

@@ -24,6 +24,7 @@ from typing import Any
 
 from vhostuser_vpp.backends.base import (
     BackendError,
+    BackendMisconfigured,
     BackendUnavailable,
     Port,
     PortRef,
@@ -70,7 +71,13 @@ class ToolBackend:
         return Port(name=name, mac=mac)
 
     def wire(self, port: Port, wiring: Wiring) -> Mapping[str, Any]:
-        self._run("config", port.name, wiring.pod_ip, wiring.pod_mac)
+        """The protocol's one address: the plugin gives the tool only IPv4 (it refuses IPv6
+        networks on this backend before anything is made)."""
+        if len(wiring.pod_ips) != 1 or ":" in wiring.pod_ips[0]:
+            raise BackendMisconfigured(
+                "the vhost_tool protocol wires one IPv4 address", ", ".join(wiring.pod_ips)
+            )
+        self._run("config", port.name, wiring.pod_ips[0], wiring.pod_mac)
         return port.handle
 
     def delete_port(self, ref: PortRef) -> None:

@@ -13,10 +13,12 @@ ADD and DEL never dump all interfaces unless a port cannot be found by name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from vhostuser_vpp.addressing import family, host_prefix
 from vhostuser_vpp.backends.base import (
     BackendError,
     BackendMisconfigured,
@@ -41,6 +43,7 @@ from vhostuser_vpp.vpp.ops import (
     API_MODULES_BY_MODE,
     COMMON_API_MODULES,
     ERR_ADDRESS_IN_USE,
+    ERR_DUPLICATE_IF_ADDRESS,
     LOOPBACK_NAME_PREFIX,
     VHOST_NAME_PREFIX,
     Interface,
@@ -102,22 +105,32 @@ class PortHandle(NamedTuple):
 
 
 class GatewayInterface(NamedTuple):
-    """The interface found for `unnumbered_to`: ours when it carries our gateway tag."""
+    """The interface found for `unnumbered_to`: ours when it carries our gateway tag, and the
+    IP versions (4, 6) it has an address of."""
 
     sw_if_index: int
     name: str
     ours: bool
-    has_address: bool
+    families: frozenset[int]
 
-    def lender(self) -> int:
-        """Its index, if it has an address to lend; an operator's interface without one is
-        the operator's to fix, never taken over."""
-        if not self.has_address:
+    def lends(self, wanted: frozenset[int]) -> bool:
+        return wanted <= self.families
+
+    def lender(self, wanted: frozenset[int]) -> int:
+        """Its index, if it has an address of each family to lend; an operator's interface
+        without one is the operator's to fix, never taken over."""
+        missing = sorted(wanted - self.families)
+        if missing:
+            families = " and ".join(f"IPv{v}" for v in missing)
             raise BackendMisconfigured(
-                f"VPP interface {self.name} (vhost.unnumbered_to) has no IPv4 address to lend the pods",
+                f"VPP interface {self.name} (vhost.unnumbered_to) has no {families} address to lend the pods",
                 "give it the pods' gateway address",
             )
         return self.sw_if_index
+
+
+def _families(addresses: Iterable[str]) -> frozenset[int]:
+    return frozenset(family(a) for a in addresses)
 
 
 class VppBackend:
@@ -213,54 +226,70 @@ class VppBackend:
     def _wire_l3(self, index: int, wiring: Wiring) -> None:
         undo: list[Callable[[], object]] = []
         try:
-            with _mapped(f"wiring the port for {wiring.pod_ip}"):
+            with _mapped(f"wiring the port for {', '.join(wiring.pod_ips)}"):
                 lender = self._unnumbered_source(wiring)
                 self.vpp.set_unnumbered(lender, index, True)
                 undo.append(lambda: self.vpp.set_unnumbered(lender, index, False, tolerate_gone=True))
-                self._refuse_a_taken_address(wiring.pod_ip, index)
-                self.vpp.add_pod_route(wiring.pod_ip, index)
-                undo.append(lambda: self.vpp.remove_pod_route(wiring.pod_ip, index, None))
-                self.vpp.add_neighbour(index, wiring.pod_ip, wiring.pod_mac)
+                if 6 in _families(wiring.pod_ips):
+                    # Unnumbered alone forwards IPv6; only this makes VPP answer neighbour
+                    # discovery on the port, for pods whose IPv6 stack looks the gateway up.
+                    self.vpp.enable_ip6(index)
+                for pod_ip in wiring.pod_ips:
+                    self._refuse_a_taken_address(pod_ip, index)
+                    self.vpp.add_pod_route(pod_ip, index)
+                    undo.append(functools.partial(self.vpp.remove_pod_route, pod_ip, index, None))
+                    self.vpp.add_neighbour(index, pod_ip, wiring.pod_mac)
         except BackendError:
             for step in reversed(undo):
                 self._ignore_errors(step)
             raise
 
     def _refuse_a_taken_address(self, pod_ip: str, index: int) -> None:
-        """A /32 that leads to another live interface is someone else's pod or the operator's
-        (two networks' IPAM ranges overlap): VPP's non-multipath add would silently take it."""
+        """A host prefix that leads to another live interface is someone else's pod or the
+        operator's (two networks' IPAM ranges overlap): VPP's non-multipath add would
+        silently take it."""
         for other in (i for i in self.vpp.route_paths(pod_ip) or [] if i != index):
             holder = self.vpp.interface(other)
             if holder is not None:
                 raise BackendMisconfigured(
-                    f"{pod_ip}/32 already leads to {holder.name} (sw_if_index {other})",
+                    f"{host_prefix(pod_ip)} already leads to {holder.name} (sw_if_index {other})",
                     "another attachment or the operator routes this address; do IPAM ranges overlap?",
                 )
 
     def _unnumbered_source(self, wiring: Wiring) -> int:
         name = self.options.unnumbered_to
+        wanted = _families(wiring.pod_ips)
         found = self._gateway_interface(name)
-        if found is not None and found.has_address:
+        if found is not None and found.lends(wanted):
             return found.sw_if_index
-        # Missing or without an address: decided under the node lock, which a plugin making
-        # the loopback holds from its create to its address (pods start in parallel: one
-        # makes it, the others then find it whole, never half made).
+        # Missing or without an address of a family the pod needs: decided under the node
+        # lock, which a plugin making the loopback holds from its create to its addresses
+        # (pods start in parallel: one makes it, the others then find it whole).
         with file_lock(self.options.setup_lock):
             found = self._gateway_interface(name)
             if found is not None and (
-                found.has_address or not found.ours or not self.options.create_loopback
+                found.lends(wanted) or not found.ours or not self.options.create_loopback
             ):
-                return found.lender()
-            if not self.options.create_loopback or not wiring.gateway_cidr:
+                return found.lender(wanted)
+            cidrs = [c for c in wiring.gateway_cidrs if family(c) in wanted]
+            if not self.options.create_loopback or _families(cidrs) != wanted:
                 raise BackendMisconfigured(
                     f"VPP has no interface {name!r} to lend the pods' gateway address (vhost.unnumbered_to)",
-                    "create it with the gateway address, or set vhost.create_loopback",
+                    "create it with the gateway address, or set vhost.create_loopback (and give IPAM"
+                    " a gateway for each family)",
                 )
-            if found is not None:
+            if found is None:
+                return self._create_loopback(name, cidrs)
+            if not found.families:
                 # Ours but half made (a plugin killed while making it): made again.
                 log.warning("deleting loopback sw_if_index %d, which has no address", found.sw_if_index)
                 self.vpp.delete_loopback(found.sw_if_index)
-            return self._create_loopback(name, wiring.gateway_cidr)
+                return self._create_loopback(name, cidrs)
+            # Ours, made for another family (an IPv4 network before this IPv6 one): the gateway
+            # of the family it lacks is added.
+            missing = [c for c in cidrs if family(c) not in found.families]
+            self._add_gateway_addresses(found.sw_if_index, name, missing)
+            return found.sw_if_index
 
     def _gateway_interface(self, name: str) -> GatewayInterface | None:
         """By name; else a loopback we made for that name (VPP names it loopN, N its choice)."""
@@ -272,27 +301,35 @@ class VppBackend:
             )
         if found is None:
             return None
-        has_address = bool(self.vpp.addresses(found.sw_if_index))
-        return GatewayInterface(found.sw_if_index, found.name, found.tag == tag, has_address)
+        families = frozenset(v for v in (4, 6) if self.vpp.addresses(found.sw_if_index, ip6=v == 6))
+        return GatewayInterface(found.sw_if_index, found.name, found.tag == tag, families)
 
-    def _create_loopback(self, name: str, gateway_cidr: str) -> int:
+    def _create_loopback(self, name: str, gateway_cidrs: list[str]) -> int:
         """Whole or not at all: tagged first, so that even a plugin killed halfway leaves a
         loopback the next ADD knows as ours (and remakes), never an anonymous one."""
         index = self.vpp.create_loopback()
         try:
             self.vpp.set_tag(index, gateway_tag(name))
-            self.vpp.add_address(index, gateway_cidr)
+            self._add_gateway_addresses(index, name, gateway_cidrs)
             self.vpp.set_admin_up(index, True)
-        except VppError as err:
+        except (VppError, BackendError):
             self._ignore_errors(lambda: self.vpp.delete_loopback(index))
-            if isinstance(err, VppApiError) and err.retval == ERR_ADDRESS_IN_USE:
+            raise
+        log.info("created loopback (sw_if_index %d) with gateway %s", index, ", ".join(gateway_cidrs))
+        return index
+
+    def _add_gateway_addresses(self, index: int, name: str, gateway_cidrs: list[str]) -> None:
+        for cidr in gateway_cidrs:
+            try:
+                self.vpp.add_address(index, cidr)
+            except VppApiError as err:
+                # IPv4 answers an overlap with -105, IPv6 with -127.
+                if err.retval not in (ERR_ADDRESS_IN_USE, ERR_DUPLICATE_IF_ADDRESS):
+                    raise
                 raise BackendMisconfigured(
-                    f"the gateway address {gateway_cidr} overlaps an address of another VPP interface",
+                    f"the gateway address {cidr} overlaps an address of another VPP interface",
                     f"{err}; give {name} the gateway address by hand, or use another unnumbered_to",
                 ) from err
-            raise
-        log.info("created loopback (sw_if_index %d) with gateway %s", index, gateway_cidr)
-        return index
 
     def _wire_l2(self, index: int) -> None:
         bd_id = self.options.bridge_domain
@@ -336,9 +373,9 @@ class VppBackend:
                     self._delete_bridge_domain_if_empty(bd_id)
 
     def _wiring_on(self, index: int) -> Wiring | None:
-        """The pod's address as VPP has it: the static neighbour on the port ADD made."""
+        """The pod's addresses as VPP has them: the static neighbours on the port ADD made."""
         static = [n for n in self.vpp.neighbours(index) if n.static]
-        return Wiring(pod_ip=static[0].ip, pod_mac=static[0].mac) if static else None
+        return Wiring(pod_ips=tuple(n.ip for n in static), pod_mac=static[0].mac) if static else None
 
     def _handle_of(self, ref: PortRef) -> PortHandle:
         """How the port was made and wired: as the record says, else (an ADD rolling back
@@ -352,11 +389,12 @@ class VppBackend:
         )
 
     def _unwire_l3(self, handle: PortHandle, wiring: Wiring, index: int | None) -> None:
-        if index is not None:
-            self.vpp.delete_neighbour(index, wiring.pod_ip, wiring.pod_mac)
-        # Also when the interface is gone: VPP keeps its routes, pointing at an index that
-        # the next port will get, or (after a restart) at one that does not exist.
-        self.vpp.remove_pod_route(wiring.pod_ip, index, handle.sw_if_index)
+        for pod_ip in wiring.pod_ips:
+            if index is not None:
+                self.vpp.delete_neighbour(index, pod_ip, wiring.pod_mac)
+            # Also when the interface is gone: VPP keeps its routes, pointing at an index that
+            # the next port will get, or (after a restart) at one that does not exist.
+            self.vpp.remove_pod_route(pod_ip, index, handle.sw_if_index)
         lender = self.vpp.interface_named(str(handle.unnumbered_to))
         if index is not None and lender is not None:
             self.vpp.set_unnumbered(lender.sw_if_index, index, False, tolerate_gone=True)
@@ -382,20 +420,25 @@ class VppBackend:
 
     def _wiring_problems(self, ref: PortRef, index: int) -> list[str]:
         """Checks made with per-interface or per-prefix lookups only, since CRI-O runs CHECK
-        after every ADD: for L3 the borrowed gateway address, the static neighbour and where
-        VPP forwards the pod's /32, for L2 the membership."""
+        after every ADD: for L3 the borrowed gateway address, each address's static neighbour
+        and where VPP forwards its /32 or /128, for L2 the membership."""
         handle = self._handle_of(ref)
         if handle.mode == "l3" and ref.wiring is not None:
             problems = []
             lender_problem = self._lender_problem(index, PortHandle.from_json(ref.handle).unnumbered_to)
             if lender_problem:
                 problems.append(lender_problem)
-            wanted = (ref.wiring.pod_ip, ref.wiring.pod_mac)
-            if wanted not in {(n.ip, n.mac) for n in self.vpp.neighbours(index)}:
-                problems.append(f"no static neighbour {wanted[0]} -> {wanted[1]}")
-            route_problem = self._pod_route_problem(ref.wiring.pod_ip, index)
-            if route_problem:
-                problems.append(route_problem)
+            neighbours = {
+                (n.ip, n.mac)
+                for version in sorted(_families(ref.wiring.pod_ips))
+                for n in self.vpp.neighbours(index, ip6=version == 6)
+            }
+            for pod_ip in ref.wiring.pod_ips:
+                if (pod_ip, ref.wiring.pod_mac) not in neighbours:
+                    problems.append(f"no static neighbour {pod_ip} -> {ref.wiring.pod_mac}")
+                route_problem = self._pod_route_problem(pod_ip, index)
+                if route_problem:
+                    problems.append(route_problem)
             return problems
         if handle.mode == "l2" and handle.bridge_domain is not None:
             domain = self.vpp.bridge_domain(handle.bridge_domain)
@@ -418,15 +461,15 @@ class VppBackend:
         return None
 
     def _pod_route_problem(self, pod_ip: str, index: int) -> str | None:
-        """VPP must forward <pod-ip>/32 to the port. The exact entry may come from our route
-        or from the static neighbour (an attached host route): either way it has to lead to
-        this interface, not to another one (a stale route left by a deleted port whose
-        index was reused, or an operator's)."""
+        """VPP must forward <pod-ip>/32 (/128) to the port. The exact entry may come from our
+        route or from the static neighbour (an attached host route): either way it has to
+        lead to this interface, not to another one (a stale route left by a deleted port
+        whose index was reused, or an operator's)."""
         via = self.vpp.route_paths(pod_ip)
         if via is None:
-            return f"no route {pod_ip}/32"
+            return f"no route {host_prefix(pod_ip)}"
         if index not in via:
-            return f"{pod_ip}/32 is routed via sw_if_index {sorted(via)}, not the port's {index}"
+            return f"{host_prefix(pod_ip)} is routed via sw_if_index {sorted(via)}, not the port's {index}"
         return None
 
     def _find(self, ref: PortRef) -> Interface | None:

@@ -9,7 +9,7 @@ hand or a runtime that never called DEL can. From one look at the node this plan
   container's lock (the plugin's own lock, so a running ADD or DEL is never raced). Their
   IPAM address needs the network config, which the record does not keep, so it is left
   to the runtime's CNI DEL or GC and said so;
-- stale routes: a /32 for a record's address whose path goes to a deleted interface or to
+- stale routes: a /32 or /128 for a record's address whose path goes to a deleted interface or to
   another pod's port not wired for that address (VPP keeps a deleted interface's routes and
   reuses its index). A /32 with no record behind it, or one leading to an interface that
   holds the address as a neighbour, is left;
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vhostuser_vpp import tags
+from vhostuser_vpp.addressing import host_prefix
 from vhostuser_vpp.cli import output, session, vppview
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock, file_lock, node_setup_lock_path
@@ -172,7 +173,7 @@ def _orphan_action(port: VppPort, snap: Snapshot) -> Action:
         "tag": port.tag,
         "socket": port.socket_path,
         "neighbours": [n.ip for n in snap.neighbours.get(index, [])],
-        "routes": [f"{r.ip}/32" for r in snap.routes if r.sw_if_index == index],
+        "routes": [host_prefix(r.ip) for r in snap.routes if r.sw_if_index == index],
         # its attachment's leftover files (ip4.conf) go too
         "files_in": attachment.container_dir if attachment else None,
     }
@@ -197,13 +198,13 @@ def _plan_record(plan: Plan, row: vppview.PortRow, local: vppview.LocalRecord) -
         "container_id": row.container_id,
         "ifname": row.ifname,
         "network": record.network,
-        "pod_ip": record.ip_addr or None,
+        "pod_ips": list(record.pod_ips),
     }
     plan.actions.append(Action(STALE_RECORD, local.record_path, details, local))
-    if record.ip_addr:
+    if record.pod_ips:
         plan.notes.append(
-            f"{record.ip_addr} of network {record.network or '?'} stays reserved in IPAM until the "
-            f"runtime's CNI DEL or GC for {row.container_id}/{row.ifname} releases it"
+            f"{', '.join(record.pod_ips)} of network {record.network or '?'} stays reserved in IPAM"
+            f" until the runtime's CNI DEL or GC for {row.container_id}/{row.ifname} releases it"
         )
 
 
@@ -215,10 +216,13 @@ def _plan_routes(
     interface since), when its path leads nowhere, or to another pod's port. A live pod's
     address routed to an interface that is not ours, and a /32 to a deleted interface with
     no record behind it, are only reported: there the operator knows better."""
-    dead = {r.local.record.ip_addr for r in records if r.local and r.port is None}
-    live = {r.local.record.ip_addr for r in records if r.local and r.port is not None}
+    dead = {ip for r in records if r.local and r.port is None for ip in r.local.record.pod_ips}
+    live = {ip for r in records if r.local and r.port is not None for ip in r.local.record.pod_ips}
     expected = {
-        (r.local.record.ip_addr, r.port.sw_if_index) for r in snap.rows if r.local and r.port is not None
+        (ip, r.port.sw_if_index)
+        for r in snap.rows
+        if r.local and r.port is not None
+        for ip in r.local.record.pod_ips
     }
     ours = {
         r.port.sw_if_index: r.port.name
@@ -237,17 +241,19 @@ def _plan_routes(
         elif ip in live and index in ours:
             reason = f"leads to another pod's port {name}"
         elif ip in live:
-            plan.notes.append(f"{ip}/32 is a pod's address but leads to {name}, not its port: left alone")
+            plan.notes.append(
+                f"{host_prefix(ip)} is a pod's address but leads to {name}, not its port: left alone"
+            )
             continue
         elif name is None:
             plan.notes.append(
-                f"{ip}/32 leads to deleted sw_if_index {index}, but no record shows it was a pod's:"
+                f"{host_prefix(ip)} leads to deleted sw_if_index {index}, but no record shows it was a pod's:"
                 " left alone"
             )
             continue
         else:
             continue
-        plan.actions.append(Action(STALE_ROUTE, f"{ip}/32", {"sw_if_index": index, "reason": reason}))
+        plan.actions.append(Action(STALE_ROUTE, host_prefix(ip), {"sw_if_index": index, "reason": reason}))
 
 
 # -- carrying out ------------------------------------------------------------------------------
@@ -310,7 +316,7 @@ def _delete_port(vpp: Vpp, planned: VppPort, routes: list[str]) -> None:
     for neighbour in vpp.neighbours(index):
         vpp.delete_neighbour(index, neighbour.ip, neighbour.mac, static=neighbour.static)
     for prefix in routes:
-        vpp.remove_pod_route(prefix.removesuffix("/32"), index, None)
+        vpp.remove_pod_route(prefix.partition("/")[0], index, None)
     vpp.delete_vhost_port(index)
 
 
@@ -330,7 +336,7 @@ def _remove_record(vpp: Vpp, local: vppview.LocalRecord, cni_dir: str, timeout: 
 
 
 def _delete_route(vpp: Vpp, action: Action) -> None:
-    ip, index = action.target.removesuffix("/32"), int(action.details["sw_if_index"])
+    ip, index = action.target.partition("/")[0], int(action.details["sw_if_index"])
     if HostRoute(ip, index) not in vpp.host_routes():
         raise Skipped("the route changed since the scan")
     if not vpp.remove_pod_route(ip, None, index):

@@ -69,6 +69,7 @@ def table_row(row: vppview.PortRow) -> dict[str, Any]:
     summary["container"] = row.container_id[:CONTAINER_ID_PREFIX_LEN]
     summary["state"] = f"{_updown(port.admin_up)}/{_updown(port.link_up)}" if port else None
     summary["frontend"] = frontend_text(port) if port else None
+    summary["pod_ip"] = ",".join(summary["pod_ips"]) or None
     return summary
 
 

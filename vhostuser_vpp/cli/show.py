@@ -17,6 +17,7 @@ import json
 import os
 from typing import Any
 
+from vhostuser_vpp.addressing import host_prefix
 from vhostuser_vpp.cli import output, ports, session, target, vppview
 from vhostuser_vpp.vpp.ops import ANY_INDEX, Vpp, VppPort
 
@@ -47,17 +48,17 @@ def run(args: argparse.Namespace) -> int:
 def describe(vpp: Vpp, row: vppview.PortRow) -> dict[str, Any]:
     local, port = row.local, row.port
     names = vpp.interface_names()
-    pod_ip = local.record.ip_addr if local else ""
+    pod_ips = set(local.record.pod_ips) if local else set()
     index = port.sw_if_index if port else None
     routes = [
-        {"prefix": f"{r.ip}/32", "sw_if_index": r.sw_if_index, "interface": names.get(r.sw_if_index)}
+        {"prefix": host_prefix(r.ip), "sw_if_index": r.sw_if_index, "interface": names.get(r.sw_if_index)}
         for r in vpp.host_routes()
-        if (pod_ip and r.ip == pod_ip) or r.sw_if_index == index
+        if r.ip in pod_ips or r.sw_if_index == index
     ]
     neighbours = [
         {"ip": n.ip, "mac": n.mac, "sw_if_index": n.sw_if_index, "static": n.static}
         for n in vpp.neighbours(index if index is not None else ANY_INDEX)
-        if index is not None or n.ip == pod_ip
+        if index is not None or n.ip in pod_ips
     ]
     return {
         "port": row.summary(),
@@ -96,7 +97,7 @@ def _files(row: vppview.PortRow) -> list[dict[str, Any]]:
         paths = [
             os.path.dirname(local.socket_path),
             local.socket_path,
-            local.ip4_conf_path,
+            *local.ip_conf_paths,
             local.record_path,
         ]
     return [{"path": path, "present": os.path.lexists(path)} for path in paths]

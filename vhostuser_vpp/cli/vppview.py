@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from vhostuser_vpp.addressing import family
 from vhostuser_vpp.store.attachment import Attachment
 from vhostuser_vpp.store.records import PHASE_PENDING, PortRecord
 from vhostuser_vpp.store.scan import iter_records
@@ -51,10 +52,10 @@ class LocalRecord:
     ifname: str
     record: PortRecord
     record_path: str
-    ip4_conf_path: str
+    # The pod's -ip4.conf / -ip6.conf, for the families of its addresses.
+    ip_conf_paths: tuple[str, ...]
     socket_path: str
     socket_present: bool
-    ip4_conf_present: bool
 
     @property
     def owner_tag(self) -> str:
@@ -65,17 +66,18 @@ def load_records(cni_dir: str) -> list[LocalRecord]:
     found = []
     for entry in iter_records(cni_dir):
         attachment = Attachment(cni_dir, entry.container_id, entry.ifname)
-        ip4_conf_path = os.path.join(attachment.container_dir, attachment.ip4_conf_name)
+        families = sorted({family(ip) for ip in entry.record.pod_ips})
         found.append(
             LocalRecord(
                 container_id=entry.container_id,
                 ifname=entry.ifname,
                 record=entry.record,
                 record_path=attachment.state_path,
-                ip4_conf_path=ip4_conf_path,
+                ip_conf_paths=tuple(
+                    os.path.join(attachment.container_dir, attachment.ip_conf_name(v)) for v in families
+                ),
                 socket_path=attachment.socket_path,
                 socket_present=is_socket(attachment.socket_path),
-                ip4_conf_present=os.path.isfile(ip4_conf_path),
             )
         )
     return found
@@ -127,7 +129,9 @@ class PortRow:
             "frontend_connected": port.frontend_connected if port else None,
             "num_regions": port.num_regions if port else None,
             "sock_errno": port.sock_errno if port else None,
-            "pod_ip": (record.ip_addr or None) if record else None,
+            # The first address (the only one before IPv6), and all of them.
+            "pod_ip": record.pod_ips[0] if record and record.pod_ips else None,
+            "pod_ips": list(record.pod_ips) if record else [],
             "pod_mac": (record.ifmac or None) if record else None,
             "gateway_mac": (record.vhostmac or None) if record and record.vhostmac else _mac(port),
         }

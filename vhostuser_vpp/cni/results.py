@@ -84,6 +84,21 @@ class Result(NamedTuple):
         dns = dict(_dict(doc.get("dns") or {}))
         return cls(cni_version=version, interfaces=interfaces, ips=ips, routes=routes, dns=dns)
 
+    def after(self, prev: Result) -> Result:
+        """This plugin's result chained after the previous plugins' (the spec's `prevResult`):
+        their interfaces, addresses and routes kept, ours appended, our addresses pointing
+        at our interface's new position; their DNS unless they had none."""
+        offset = len(prev.interfaces)
+        ips = [
+            ip._replace(interface=None if ip.interface is None else ip.interface + offset) for ip in self.ips
+        ]
+        return self._replace(
+            interfaces=[*prev.interfaces, *self.interfaces],
+            ips=[*prev.ips, *ips],
+            routes=[*prev.routes, *self.routes],
+            dns=prev.dns or self.dns,
+        )
+
     def to_json(self, version: str) -> dict[str, Any]:
         legacy = versions.is_legacy_result(version)
         has_1_1_fields = versions.at_least(version, "1.1.0")

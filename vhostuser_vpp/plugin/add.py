@@ -9,17 +9,17 @@ them in reverse order before the error is returned.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 from collections.abc import Callable
 
 from vhostuser_vpp import hostnet
-from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, PortSpec, Wiring
+from vhostuser_vpp.addressing import host_prefix
+from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, PortSpec
 from vhostuser_vpp.cni.env import CmdArgs, kubernetes_pod
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.cni.results import Interface, IPConfig, Result
-from vhostuser_vpp.plugin import backend_choice, errors
+from vhostuser_vpp.plugin import addresses, backend_choice, errors
 from vhostuser_vpp.plugin.backend_choice import BACKEND_TOOL
 from vhostuser_vpp.plugin.context import Invocation, check_socket_path, prepare
 from vhostuser_vpp.plugin.teardown import remove_attachment
@@ -29,7 +29,7 @@ from vhostuser_vpp.store.lock import LockTimeout, container_lock
 from vhostuser_vpp.store.records import (
     PHASE_PENDING,
     PHASE_READY,
-    Ip4Conf,
+    IpConf,
     PortRecord,
     network_identity,
     socket_access,
@@ -67,11 +67,16 @@ def run(args: CmdArgs) -> Result:
         socket_ids = inv.conf.vhost.socket_ids()
     except ValueError as err:
         raise CniError(CniCode.INVALID_CONFIG, "invalid network config", str(err)) from err
+    # Not first in a conflist: the result extends the previous plugins'. Decoded before
+    # anything is made, so a malformed one (code 6) leaves nothing behind.
+    prev = inv.conf.prev_result
+    prev_result = Result.from_json(prev, source="prevResult") if prev is not None else None
     try:
         node_files.ensure_cni_dir(inv.conf.cni_dir)
         node_files.ensure_get_prefix(inv.conf.cni_dir)
         with container_lock(inv.conf.cni_dir, attachment.container_id, gone=attachment.gone):
-            return _add_locked(inv, attachment, socket_ids)
+            ours = _add_locked(inv, attachment, socket_ids)
+        return ours.after(prev_result) if prev_result is not None else ours
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
@@ -99,6 +104,9 @@ def _add_locked(inv: Invocation, attachment: Attachment, socket_ids: tuple[int, 
     # anything was allocated.
     backend = backend_choice.open_for_add(inv)
     try:
+        if backend.name == BACKEND_TOOL and addresses.declared_ipv6(inv.args.config.get("ipam")):
+            raise addresses.ipv6_on_tool(f"the {inv.conf.ipam.type} config hands out IPv6 addresses")
+
         return _add_with_backend(inv, attachment, backend, socket_ids)
     finally:
         backend.close()
@@ -133,7 +141,12 @@ def _add_with_backend(
 
         ipam_result = inv.ipam.add()
         undo.callback(_undo, "release the IPAM address", inv.ipam.delete)
-        ip4 = _first_ipv4(ipam_result, inv.conf.ipam.type)
+        pod_ips = addresses.pod_addresses(ipam_result, inv.conf.ipam.type)
+        if backend.name == BACKEND_TOOL:
+            ipv6 = [ip.address for ip in pod_ips if ip.ip_version == 6]
+            if ipv6:
+                raise addresses.ipv6_on_tool(f"{inv.conf.ipam.type} gave {', '.join(ipv6)}")
+            pod_ips = [ip for ip in pod_ips if ip.ip_version == 4][:1]
         pod_mac = inv.conf.runtime_config.mac or random_mac()
 
         try:
@@ -142,7 +155,7 @@ def _add_with_backend(
             )
         except BackendError as err:
             raise errors.from_backend(err, "creating the vhost-user port") from err
-        wiring = Wiring(pod_ip=ip4.ip, pod_mac=pod_mac, gateway_cidr=_gateway_cidr(ip4))
+        wiring = addresses.wiring(pod_ips, pod_mac)
         ref = PortRef(
             name=port.name,
             socket_path=attachment.socket_path,
@@ -153,30 +166,33 @@ def _add_with_backend(
         undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
         # Still pending, but now naming the port and the pod's address: a plugin killed
         # from here on leaves DEL and GC all they need to unwire and delete it.
+        ip4 = addresses.first_of_family(pod_ips, 4)
         record = record._replace(
-            vhostname=port.name, vhostmac=port.mac, ifmac=pod_mac, ip_addr=ip4.ip, port=port.handle
+            vhostname=port.name,
+            vhostmac=port.mac,
+            ifmac=pod_mac,
+            ip_addr=ip4.ip if ip4 else "",
+            ip_addrs=wiring.pod_ips,
+            port=port.handle,
         )
         # Whole at once; its rename is made durable by the ready version's, or undone. The
-        # same for ip4.conf below, whose directory the pod's copy of the record syncs.
+        # same for the address files below, whose directory the pod's copy of the record syncs.
         attachment.write_record(dir_fd, record, sync_dir=False)
         if vpp_is_server:
             attachment.set_socket_access(dir_fd, vhost.socket_file_mode, socket_ids)
         try:
             wired = backend.wire(port, wiring)
         except BackendError as err:
-            raise errors.from_backend(err, f"wiring {port.name} for {ip4.ip}") from err
+            raise errors.from_backend(err, f"wiring {port.name} for {', '.join(wiring.pod_ips)}") from err
 
         host_route = inv.conf.vhost.host_route
         if host_route:
-            _add_host_route(host_route, ip4.ip)
-            undo.callback(_undo, "remove the host route", hostnet.delete_route, host_route, ip4.ip)
+            for pod_ip in wiring.pod_ips:
+                _add_host_route(host_route, pod_ip)
+                undo.callback(_undo, "remove the host route", hostnet.delete_route, host_route, pod_ip)
             record = record._replace(host_route=host_route)
 
-        attachment.write_ip4_conf(
-            dir_fd,
-            Ip4Conf(ip_addr=f"{ip4.ip}/32", mac_addr=pod_mac, gateway=ip4.gateway or "", gw_mac=port.mac),
-            sync_dir=False,
-        )
+        _write_ip_confs(attachment, dir_fd, pod_ips, pod_mac, port.mac)
         device_info_file = inv.conf.runtime_config.device_info_file
         if device_info_file:
             node_files.write_device_info(
@@ -198,7 +214,9 @@ def _add_with_backend(
         )
         attachment.write_record(dir_fd, record)
         undo.pop_all()
-    log.info("added %s (%s) for %s at %s", port.name, port.mac, ip4.ip, attachment.socket_path)
+    log.info(
+        "added %s (%s) for %s at %s", port.name, port.mac, ", ".join(wiring.pod_ips), attachment.socket_path
+    )
     return result
 
 
@@ -209,21 +227,18 @@ def _add_host_route(device: str, pod_ip: str) -> None:
         raise CniError(CniCode.INTERNAL, "cannot route to the pod from the host", str(err)) from err
 
 
-def _gateway_cidr(ip: IPConfig) -> str | None:
-    if not ip.gateway:
-        return None
-    return f"{ip.gateway}/{ipaddress.ip_interface(ip.address).network.prefixlen}"
-
-
-def _first_ipv4(result: Result, ipam_type: str) -> IPConfig:
-    for ip in result.ips:
-        if ip.ip_version == 4:
-            return ip
-    raise CniError(
-        CniCode.INVALID_CONFIG,
-        "the IPAM plugin gave no IPv4 address",
-        f"{ipam_type} returned {[ip.address for ip in result.ips]}; a vhost-user port needs one IPv4 address",
-    )
+def _write_ip_confs(
+    attachment: Attachment, dir_fd: int, pod_ips: list[IPConfig], pod_mac: str, gw_mac: str
+) -> None:
+    """`-ip4.conf` and `-ip6.conf`, each with the family's first address as a host prefix
+    (/32, /128: VPP routes it alone to the port); a family IPAM gave none of has no file."""
+    for version in (4, 6):
+        ip = addresses.first_of_family(pod_ips, version)
+        if ip is not None:
+            conf = IpConf(
+                ip_addr=host_prefix(ip.ip), mac_addr=pod_mac, gateway=ip.gateway or "", gw_mac=gw_mac
+            )
+            attachment.write_ip_conf(dir_fd, version, conf, sync_dir=False)
 
 
 def _undo(what: str, step: Callable[..., object], *step_args: object) -> None:

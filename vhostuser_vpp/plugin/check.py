@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from vhostuser_vpp import hostnet
+from vhostuser_vpp.addressing import family, host_prefix
 from vhostuser_vpp.backends.base import BackendError
 from vhostuser_vpp.cni.env import CmdArgs
 from vhostuser_vpp.cni.errors import CniCode, CniError
@@ -59,7 +60,8 @@ def _read_ready_record(attachment: Attachment) -> PortRecord:
 
 def _check_files(attachment: Attachment, record: PortRecord) -> None:
     # In client mode the pod's app makes the socket, perhaps only after CHECK.
-    names = [attachment.ip4_conf_name]
+    versions = {family(ip) for ip in record.pod_ips}
+    names = [attachment.ip_conf_name(v) for v in sorted(versions)]
     if record.socket_mode == "server":
         names.append(attachment.socket_name)
     for name in names:
@@ -81,16 +83,20 @@ def _check_prev_result(inv: Invocation, record: PortRecord) -> None:
             "CHECK: prevResult MAC differs from the port's",
             f"{ours[0].mac} != {record.ifmac}",
         )
-    if record.ip_addr not in {ip.ip for ip in prev_result.ips}:
-        raise CniError(CniCode.INTERNAL, "CHECK: prevResult does not hold the port's address", record.ip_addr)
+    missing = [ip for ip in record.pod_ips if ip not in {ip.ip for ip in prev_result.ips}]
+    if missing:
+        raise CniError(
+            CniCode.INTERNAL, "CHECK: prevResult does not hold the port's address", ", ".join(missing)
+        )
 
 
 def _check_host_route(record: PortRecord) -> None:
-    if record.host_route and not hostnet.route_exists(record.host_route, record.ip_addr):
-        raise CniError(
-            CniCode.INTERNAL,
-            f"CHECK: the host has no route {record.ip_addr}/32 dev {record.host_route}",
-        )
+    for pod_ip in record.pod_ips if record.host_route else ():
+        if not hostnet.route_exists(record.host_route, pod_ip):
+            raise CniError(
+                CniCode.INTERNAL,
+                f"CHECK: the host has no route {host_prefix(pod_ip)} dev {record.host_route}",
+            )
 
 
 def _check_port(inv: Invocation, record: PortRecord) -> None:

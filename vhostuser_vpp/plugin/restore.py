@@ -10,15 +10,14 @@ interface name and index. Ports VPP still has are left alone.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from vhostuser_vpp.backends.base import BackendError, BackendUnavailable, PortSpec, Wiring
-from vhostuser_vpp.plugin import backend_choice
+from vhostuser_vpp.backends.base import BackendError, BackendUnavailable, PortSpec
+from vhostuser_vpp.plugin import addresses, backend_choice
 from vhostuser_vpp.plugin.teardown import port_ref
 from vhostuser_vpp.store.attachment import Attachment, StoreError
 from vhostuser_vpp.store.lock import LockTimeout, container_lock, node_setup_lock_path
@@ -150,7 +149,7 @@ def _restore_one(
             try:
                 if is_server and record.socket_access:
                     _give_socket_access(attachment, dir_fd, record.socket_access)
-                wired = backend.wire(port, Wiring(record.ip_addr, record.ifmac, _gateway_cidr(record)))
+                wired = backend.wire(port, addresses.recorded_wiring(record))
             except (BackendError, StoreError):
                 backend.delete_port(port_ref(record))
                 raise
@@ -169,11 +168,3 @@ def _give_socket_access(attachment: Attachment, dir_fd: int, access: Mapping[str
     except ValueError as exc:
         raise StoreError("the record's socketAccess is unreadable", str(exc)) from exc
     attachment.set_socket_access(dir_fd, mode, ids)
-
-
-def _gateway_cidr(record: PortRecord) -> str | None:
-    for ip in record.result.get("ips", []):
-        address, gateway = ip.get("address", ""), ip.get("gateway")
-        if gateway and address and ipaddress.ip_interface(address).ip == ipaddress.ip_address(record.ip_addr):
-            return f"{gateway}/{ipaddress.ip_interface(address).network.prefixlen}"
-    return None

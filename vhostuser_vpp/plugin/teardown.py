@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def port_ref(record: PortRecord) -> PortRef:
-    wiring = Wiring(pod_ip=record.ip_addr, pod_mac=record.ifmac) if record.ip_addr else None
+    wiring = Wiring(pod_ips=record.pod_ips, pod_mac=record.ifmac) if record.pod_ips else None
     return PortRef(
         name=record.vhostname,
         socket_path=record.socket_path,
@@ -113,9 +113,9 @@ def remove_attachment(
         if port_error is not None:
             failures.append(port_error)
             port_gone = False
-        if record.host_route and record.ip_addr:
+        for pod_ip in record.pod_ips if record.host_route else ():
             try:
-                hostnet.delete_route(record.host_route, record.ip_addr)
+                hostnet.delete_route(record.host_route, pod_ip)
             except hostnet.HostRouteError as err:
                 failures.append(CniError(CniCode.INTERNAL, "cannot remove the host route", str(err)))
     failures.extend(release_address(inv, ipam_env))
@@ -124,7 +124,7 @@ def remove_attachment(
             if port_gone:
                 attachment.remove_files(dir_fd)
             elif dir_fd is not None:
-                attachment.remove_ip4_conf(dir_fd)
+                attachment.remove_ip_confs(dir_fd)
         attachment.remove_dir_if_empty()
     except StoreError as err:
         failures.append(errors.from_store(err))

@@ -165,6 +165,15 @@ class Fib:
             del table[prefix]
         return True
 
+    def hold_entries(self, count: int) -> list[int]:
+        """Entry indexes VPP spends on tables the emulator does not model (an IPv6 link's
+        link-local entries), so that later entries get VPP's stats_index."""
+        return [self._entries_pool.get() for _ in range(count)]
+
+    def release_entries(self, held: list[int]) -> None:
+        for index in reversed(held):
+            self._entries_pool.put(index)
+
     def entries(self, is_ip6: bool, table_id: int = 0) -> list[FibEntry]:
         """Walk order: VPP walks one hash per prefix length, shortest first.
 
@@ -193,6 +202,14 @@ class Adjacencies:
     def drop_glean(self, sw_if_index: int) -> None:
         index = self._glean.pop(sw_if_index, None)
         if index is not None:
+            self._pool.put(index)
+
+    def hold(self, count: int) -> list[int]:
+        """Adjacencies the emulator does not model (an IPv6 link's multicast and glean ones)."""
+        return [self._pool.get() for _ in range(count)]
+
+    def release(self, held: list[int]) -> None:
+        for index in reversed(held):
             self._pool.put(index)
 
     def lock_nbr(self, sw_if_index: int, address: IPAddress) -> int:

@@ -209,6 +209,12 @@ def ip_unnumbered_dump(ctx: Context, msg: Any) -> list[Reply]:
     ]
 
 
+@handles("sw_interface_ip6_enable_disable")
+def sw_interface_ip6_enable_disable(ctx: Context, msg: Any) -> list[Reply]:
+    retval = ctx.state.ip6_enable_disable(msg.sw_if_index, bool(msg.enable))
+    return retval_only("sw_interface_ip6_enable_disable_reply", retval)
+
+
 @handles("sw_interface_set_unnumbered")
 def sw_interface_set_unnumbered(ctx: Context, msg: Any) -> list[Reply]:
     retval = ctx.state.set_unnumbered(msg.sw_if_index, msg.unnumbered_sw_if_index, bool(msg.is_add))

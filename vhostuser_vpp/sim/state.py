@@ -104,6 +104,12 @@ class Interface:
     tag: str = ""
     addresses: list[IPInterface] = field(default_factory=list)
     unnumbered_via: int | None = None
+    # VPP counts IPv6 enables (ip6_link locks): explicit ones and one per IPv6 address.
+    ip6_locks: int = 0
+    # FIB entry and adjacency indexes VPP's IPv6 link of this interface holds, and the
+    # adjacency of its IPv6 glean (while it has an IPv6 address).
+    ip6_link_held: tuple[list[int], list[int]] | None = None
+    ip6_glean: list[int] = field(default_factory=list)
     vhost: VhostPort | None = None
     loop_instance: int | None = None
     # Stats segment path (`/if/rx/packets`, `/if/drops`, ...) -> value; set by tests.
@@ -258,6 +264,10 @@ class VppState:
         if admin_up == iface.admin_up:
             return rv.OK
         iface.admin_up = admin_up
+        # VPP adds an interface's address routes on admin up (IPv6's first) and removes them on
+        # admin down.
+        for address in sorted(iface.addresses, key=lambda a: a.version != 6):
+            self._interface_routes(iface, address, add=admin_up)
         self._event(sw_if_index, FLAG_ADMIN_UP if admin_up else 0)
         if iface.dev_type == "Loopback":
             self._set_link(iface, admin_up)
@@ -320,15 +330,28 @@ class VppState:
                     and existing.ip != address.ip
                 )
                 if overlap and not same_subnet_here:
-                    return rv.ADDRESS_IN_USE
+                    return rv.DUPLICATE_IF_ADDRESS if address.version == 6 else rv.ADDRESS_IN_USE
         iface.addresses.append(address)
-        if address.version == 4:
-            self.adjacencies.ensure_glean(sw_if_index)
-        self._interface_routes(iface, address, add=True)
+        self._address_added(iface, address)
         return rv.OK
+
+    def _address_added(self, iface: Interface, address: IPInterface) -> None:
+        if address.version == 6:
+            self._lock_ip6(iface)
+            if not iface.ip6_glean:
+                iface.ip6_glean = self.adjacencies.hold(1)
+        else:
+            self.adjacencies.ensure_glean(iface.sw_if_index)
+        if iface.admin_up:
+            self._interface_routes(iface, address, add=True)
 
     def _remove_address(self, iface: Interface, address: IPInterface) -> None:
         iface.addresses.remove(address)
+        if address.version == 6 and iface.ip6_locks:
+            self._unlock_ip6(iface)
+        if address.version == 6 and all(a.version == 4 for a in iface.addresses):
+            self.adjacencies.release(iface.ip6_glean)
+            iface.ip6_glean = []
         self._interface_routes(iface, address, add=False)
         if not self._ip4_enabled(iface):
             self.adjacencies.drop_glean(iface.sw_if_index)
@@ -355,6 +378,40 @@ class VppState:
                 self.fib.set_source(prefix, SOURCE_INTERFACE, paths, address=wire_address)
             else:
                 self.fib.remove_source(prefix, SOURCE_INTERFACE)
+
+    def ip6_enable_disable(self, sw_if_index: int, enable: bool) -> int:
+        """As VPP's ip6_link: enabling an enabled interface answers -81 but still counts, and
+        IPv6 goes off with the last disable; disabling a disabled one is -62."""
+        iface = self.interfaces.get(sw_if_index)
+        if iface is None:
+            return rv.INVALID_SW_IF_INDEX
+        if enable:
+            self._lock_ip6(iface)
+            return rv.VALUE_EXIST if iface.ip6_locks > 1 else rv.OK
+        if iface.ip6_locks == 0:
+            return rv.IP6_NOT_ENABLED
+        self._unlock_ip6(iface)
+        return rv.OK
+
+    def _lock_ip6(self, iface: Interface) -> None:
+        """The first lock makes the interface's IPv6 link: VPP gives it three entries of its
+        link-local and multicast tables and two adjacencies, which show in the stats_index
+        of what comes after."""
+        iface.ip6_locks += 1
+        if iface.ip6_link_held is None:
+            iface.ip6_link_held = (self.fib.hold_entries(3), self.adjacencies.hold(2))
+
+    def _unlock_ip6(self, iface: Interface) -> None:
+        iface.ip6_locks -= 1
+        if iface.ip6_locks == 0:
+            self._drop_ip6_link(iface)
+
+    def _drop_ip6_link(self, iface: Interface) -> None:
+        held, iface.ip6_link_held = iface.ip6_link_held, None
+        iface.ip6_locks = 0
+        if held is not None:
+            self.fib.release_entries(held[0])
+            self.adjacencies.release(held[1])
 
     def set_unnumbered(self, sw_if_index: int, unnumbered_sw_if_index: int, is_add: bool) -> int:
         # VPP checks the borrower first (-2), then the lender (-10, "sw_if_index #2").
@@ -455,6 +512,7 @@ class VppState:
             self._remove_neighbor(key)
         for address in list(iface.addresses):
             self._remove_address(iface, address)
+        self._drop_ip6_link(iface)
         self.adjacencies.drop_glean(index)
         for bd in self.bridge_domains.values():
             self._remove_member(bd, index)

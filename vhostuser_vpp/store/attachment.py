@@ -1,6 +1,6 @@
 """One attachment's files: the pod's, and the record only root can write.
 
-The pod's directory `<cniDir>/<containerID>/` holds `<cid12>-<ifname>{,-ip4.conf,.json}`,
+The pod's directory `<cniDir>/<containerID>/` holds `<cid12>-<ifname>{,-ip4.conf,-ip6.conf,.json}`,
 the original plugin's names. It is mounted into the pod, which can write there, so
 those files are output only: nothing read back from them decides what DEL, CHECK,
 GC or restore deletes, chmods or runs. That is decided by the record in
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from vhostuser_vpp.store import atomic
-from vhostuser_vpp.store.records import PHASE_READY, UNCONFIRMED_SCHEMA, Ip4Conf, PortRecord
+from vhostuser_vpp.store.records import PHASE_READY, UNCONFIRMED_SCHEMA, IpConf, PortRecord
 from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN, ownership_tag
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,11 @@ class Attachment(NamedTuple):
 
     @property
     def ip4_conf_name(self) -> str:
-        return f"{self.prefix}-ip4.conf"
+        return self.ip_conf_name(4)
+
+    def ip_conf_name(self, version: int) -> str:
+        """`<prefix>-ip4.conf` or `<prefix>-ip6.conf`."""
+        return f"{self.prefix}-ip{version}.conf"
 
     @property
     def record_name(self) -> str:
@@ -91,8 +95,11 @@ class Attachment(NamedTuple):
         """Whether its socket path fits a unix socket address: ADD makes no other."""
         return len(self.socket_path.encode()) <= SOCKET_PATH_MAX
 
-    def file_names(self) -> tuple[str, str, str]:
-        return (self.socket_name, self.ip4_conf_name, self.record_name)
+    def file_names(self) -> tuple[str, ...]:
+        return (self.socket_name, *self.ip_conf_names(), self.record_name)
+
+    def ip_conf_names(self) -> tuple[str, str]:
+        return (self.ip_conf_name(4), self.ip_conf_name(6))
 
     @contextlib.contextmanager
     def open_dir(self, create: bool, mode: int = 0o700) -> Iterator[int | None]:
@@ -169,8 +176,8 @@ class Attachment(NamedTuple):
         finally:
             os.close(fd)
 
-    def write_ip4_conf(self, dir_fd: int, conf: Ip4Conf, sync_dir: bool = True) -> None:
-        self._write(dir_fd, self.ip4_conf_name, conf.render(), sync_dir=sync_dir)
+    def write_ip_conf(self, dir_fd: int, version: int, conf: IpConf, sync_dir: bool = True) -> None:
+        self._write(dir_fd, self.ip_conf_name(version), conf.render(), sync_dir=sync_dir)
 
     def write_record(self, dir_fd: int, record: PortRecord, sync_dir: bool = True) -> None:
         """The trusted record; once it is ready, the pod's copy of it too (output only: the
@@ -243,11 +250,13 @@ class Attachment(NamedTuple):
         if problems:
             raise StoreError("cannot remove files", "; ".join(problems))
 
-    def remove_ip4_conf(self, dir_fd: int) -> None:
-        try:
-            atomic.remove_file(dir_fd, self.ip4_conf_name)
-        except OSError as exc:
-            raise StoreError("cannot remove a file", f"{self.ip4_conf_name}: {exc}") from exc
+    def remove_ip_confs(self, dir_fd: int) -> None:
+        """The pod's address files, which name an address IPAM has released."""
+        for name in self.ip_conf_names():
+            try:
+                atomic.remove_file(dir_fd, name)
+            except OSError as exc:
+                raise StoreError("cannot remove a file", f"{name}: {exc}") from exc
 
     def remove_dir_if_empty(self) -> bool:
         try:

@@ -26,13 +26,16 @@ _JSON_KEYS = {
     "socket_mode": "socketMode",
     "socket_access": "socketAccess",
     "ip_addr": "ipAddr",
+    "ip_addrs": "ipAddrs",
     "host_route": "hostRoute",
     "network_id": "networkID",
 }
 _ATTRS = {v: k for k, v in _JSON_KEYS.items()}
 
 
-class Ip4Conf(NamedTuple):
+class IpConf(NamedTuple):
+    """`<prefix>-ip4.conf` and `<prefix>-ip6.conf`: the same four keys, one address each."""
+
     ip_addr: str
     mac_addr: str
     gateway: str
@@ -91,7 +94,10 @@ class PortRecord(NamedTuple):
     socket_mode: str = "server"
     # What ADD gave the socket VPP made (`socket_access`), for `restore` to give it again.
     socket_access: Mapping[str, Any] = _EMPTY
+    # The first IPv4 address (or ""), as records before IPv6 had it, for older readers.
     ip_addr: str = ""
+    # Every address ADD wired, both families, IPAM's order; empty in records before IPv6.
+    ip_addrs: tuple[str, ...] = ()
     tag: str = ""
     host_route: str = ""
     port: Mapping[str, Any] = _EMPTY
@@ -104,6 +110,11 @@ class PortRecord(NamedTuple):
         """`namespace/name`, or "" when the runtime named no pod."""
         namespace, name = self.pod.get("namespace"), self.pod.get("name")
         return f"{namespace}/{name}" if namespace and name else ""
+
+    @property
+    def pod_ips(self) -> tuple[str, ...]:
+        """The pod's addresses, in records of every version."""
+        return self.ip_addrs or ((self.ip_addr,) if self.ip_addr else ())
 
     @property
     def confirmed(self) -> bool:
@@ -127,6 +138,12 @@ class PortRecord(NamedTuple):
             if attr not in cls._field_defaults:
                 continue
             default = cls._field_defaults[attr]
+            if isinstance(default, tuple):
+                # A list of strings in JSON (every address).
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"record key {key!r} has the wrong type")
+                kwargs[attr] = tuple(value)
+                continue
             expected = dict if isinstance(default, Mapping) else type(default)
             if not isinstance(value, expected):
                 raise ValueError(f"record key {key!r} has the wrong type")

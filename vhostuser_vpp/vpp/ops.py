@@ -10,6 +10,9 @@ VPP traps these are built around (see the VPP reference notes):
 - A deleted interface's routes stay in the FIB; a route delete naming a path through a
   vanished index is refused with -54, so a pod's /32 is removed as a whole entry.
 - Freed indexes and VirtualEthernet names are handed to the next port.
+- Unnumbered forwards IPv6 on a port, but only a port with IPv6 enabled has a link-local
+  address and answers neighbour discovery; enabling it twice is refused (-81).
+- An IPv6 address already on another interface is refused with -127, not IPv4's -105.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from vhostuser_vpp.addressing import family, host_prefix
 from vhostuser_vpp.tags import BRIDGE_DOMAIN_TAG
 from vhostuser_vpp.vpp.client import VppClient
 from vhostuser_vpp.vpp.errors import SocketInUse, VppApiError, VppIncompatible
@@ -29,13 +33,18 @@ ADMIN_UP = 1
 LINK_UP = 2
 NEIGHBOR_STATIC = 1
 PATH_NH_PROTO_IP4 = 0
+PATH_NH_PROTO_IP6 = 1
+ADDRESS_FAMILY_IP4 = 0
+ADDRESS_FAMILY_IP6 = 1
 PATH_TYPE_NORMAL = 0
 ERR_INVALID_SW_IF_INDEX = -2
 ERR_NO_SUCH_ENTRY = -6
 ERR_IF_ALREADY_EXISTS = -79
+ERR_VALUE_EXIST = -81
 ERR_ADDRESS_IN_USE = -105
 ERR_BD_ALREADY_EXISTS = -119
 ERR_BD_IN_USE = -120
+ERR_DUPLICATE_IF_ADDRESS = -127
 VHOST_NAME_PREFIX = "VirtualEthernet"
 LOOPBACK_NAME_PREFIX = "loop"
 _EMPTY_LABEL = {"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}
@@ -57,6 +66,7 @@ MESSAGES_BY_MODE = {
         "ip_address_dump",
         "ip_neighbor_add_del",
         "ip_neighbor_dump",
+        "sw_interface_ip6_enable_disable",
     ),
     "l2": ("sw_interface_set_l2_bridge", "bridge_domain_dump"),
     "none": (),
@@ -140,7 +150,7 @@ class VppPort(NamedTuple):
 
 
 class HostRoute(NamedTuple):
-    """An IPv4 /32 in table 0 with one path through an interface: the shape of a pod's route."""
+    """A /32 or /128 in table 0 with one path through an interface: the shape of a pod's route."""
 
     ip: str
     sw_if_index: int
@@ -302,10 +312,15 @@ class Vpp:
             "sw_interface_add_del_address", sw_if_index=index, is_add=True, del_all=False, prefix=cidr
         )
 
-    def addresses(self, index: int) -> list[str]:
-        """The interface's IPv4 addresses with their prefix lengths."""
-        found = self.client.dump("ip_address_dump", sw_if_index=index, is_ipv6=False)
+    def addresses(self, index: int, ip6: bool = False) -> list[str]:
+        """The interface's addresses of one family with their prefix lengths."""
+        found = self.client.dump("ip_address_dump", sw_if_index=index, is_ipv6=ip6)
         return [str(a.prefix) for a in found]
+
+    def enable_ip6(self, index: int) -> None:
+        """IPv6 on a port (its link-local address, and the IPv6 addresses it borrows when
+        unnumbered); already enabled (a retried ADD) is fine."""
+        self._call("sw_interface_ip6_enable_disable", True, ERR_VALUE_EXIST, sw_if_index=index, enable=True)
 
     def set_unnumbered(self, lender: int, borrower: int, is_add: bool, tolerate_gone: bool = False) -> None:
         self._call(
@@ -324,9 +339,10 @@ class Vpp:
     # -- routes ------------------------------------------------------------------------------------
 
     def route_paths(self, ip: str) -> list[int] | None:
-        """The interfaces <ip>/32's exact entry leads to, or None when there is none."""
+        """The interfaces the exact entry of <ip>'s host prefix leads to, or None when there
+        is none."""
         try:
-            found = self.client.call("ip_route_lookup", table_id=0, exact=1, prefix=f"{ip}/32")
+            found = self.client.call("ip_route_lookup", table_id=0, exact=1, prefix=host_prefix(ip))
         except VppApiError as err:
             if err.retval != ERR_NO_SUCH_ENTRY:
                 raise
@@ -334,11 +350,11 @@ class Vpp:
         return [int(path.sw_if_index) for path in found.route.paths[: found.route.n_paths]]
 
     def add_pod_route(self, ip: str, index: int) -> None:
-        """<ip>/32 via the port; non-multipath: it replaces the entry's paths."""
+        """<ip>/32 or /128 via the port; non-multipath: it replaces the entry's paths."""
         self.client.call("ip_route_add_del", is_add=True, is_multipath=False, route=pod_route(ip, index))
 
     def remove_pod_route(self, ip: str, port_index: int | None, added_via: int | None) -> bool:
-        """Removes <ip>/32 unless it now leads to an interface some other pod or operator
+        """Removes <ip>'s host prefix unless it now leads to an interface some other pod or operator
         wired for that address. Returns whether a route was removed.
 
         The route is ours to remove when each of its paths leads to the port (`port_index`),
@@ -355,9 +371,11 @@ class Vpp:
             return False
         foreign = [i for i in via if i != port_index and not self._stale_path(i, ip, added_via)]
         if foreign:
-            log.warning("left %s/32: it leads to sw_if_index %s, wired for it by someone else", ip, foreign)
+            log.warning(
+                "left %s: it leads to sw_if_index %s, wired for it by someone else", host_prefix(ip), foreign
+            )
             return False
-        route = {"table_id": 0, "stats_index": 0, "prefix": f"{ip}/32", "n_paths": 0, "paths": []}
+        route = {"table_id": 0, "stats_index": 0, "prefix": host_prefix(ip), "n_paths": 0, "paths": []}
         self.client.call("ip_route_add_del", is_add=False, is_multipath=False, route=route)
         return True
 
@@ -366,21 +384,28 @@ class Vpp:
             return True
         if index != added_via:
             return False
-        return all(n.ip != ip for n in self.neighbours(index))
+        return all(n.ip != ip for n in self.neighbours(index, ip6=family(ip) == 6))
 
     def host_routes(self) -> list[HostRoute]:
-        """Every IPv4 /32 in table 0 with one normal path through an interface."""
+        """Every /32 and /128 in table 0 with one normal path through an interface."""
         found = []
-        for details in self.client.dump("ip_route_dump", table={"table_id": 0, "is_ip6": False, "name": ""}):
+        for details in self._host_route_details():
             route = details.route
             paths = list(route.paths)[: int(route.n_paths)]
-            if route.prefix.prefixlen != 32 or len(paths) != 1:
+            if route.prefix.prefixlen != route.prefix.max_prefixlen or len(paths) != 1:
                 continue
             path = paths[0]
             if int(path.type) != PATH_TYPE_NORMAL or int(path.sw_if_index) == ANY_INDEX:
                 continue
             found.append(HostRoute(str(route.prefix.network_address), int(path.sw_if_index)))
         return found
+
+    def _host_route_details(self) -> list[Any]:
+        return [
+            details
+            for ip6 in (False, True)
+            for details in self.client.dump("ip_route_dump", table={"table_id": 0, "is_ip6": ip6, "name": ""})
+        ]
 
     # -- neighbours --------------------------------------------------------------------------------
 
@@ -392,8 +417,16 @@ class Vpp:
         neighbor = {**pod_neighbor(index, ip, mac), "flags": NEIGHBOR_STATIC if static else 0}
         self._call("ip_neighbor_add_del", True, ERR_NO_SUCH_ENTRY, is_add=False, neighbor=neighbor)
 
-    def neighbours(self, index: int = ANY_INDEX) -> list[Neighbour]:
-        found = self.client.dump("ip_neighbor_dump", sw_if_index=index, af=0)
+    def neighbours(self, index: int = ANY_INDEX, ip6: bool | None = None) -> list[Neighbour]:
+        """Of one family, or (None) of both: VPP dumps one family per request."""
+        families = (False, True) if ip6 is None else (ip6,)
+        found = [
+            n
+            for family in families
+            for n in self.client.dump(
+                "ip_neighbor_dump", sw_if_index=index, af=ADDRESS_FAMILY_IP6 if family else ADDRESS_FAMILY_IP4
+            )
+        ]
         return [
             Neighbour(
                 ip=str(n.neighbor.ip_address),
@@ -502,7 +535,9 @@ def _port(interface: Interface, vhost: Any) -> VppPort:
 
 
 def pod_route(ip: str, index: int) -> dict[str, Any]:
-    """`ip_route_add_del`'s route: <ip>/32 via the port (vpp_papi wants all 16 labels)."""
+    """`ip_route_add_del`'s route: <ip>/32 or /128 via the port (vpp_papi wants all 16
+    labels)."""
+    ip6 = family(ip) == 6
     path = {
         "sw_if_index": index,
         "table_id": 0,
@@ -511,12 +546,17 @@ def pod_route(ip: str, index: int) -> dict[str, Any]:
         "preference": 0,
         "type": 0,
         "flags": 0,
-        "proto": PATH_NH_PROTO_IP4,
-        "nh": {"address": {"ip4": ip}, "via_label": 0, "obj_id": 0, "classify_table_index": 0},
+        "proto": PATH_NH_PROTO_IP6 if ip6 else PATH_NH_PROTO_IP4,
+        "nh": {
+            "address": {"ip6" if ip6 else "ip4": ip},
+            "via_label": 0,
+            "obj_id": 0,
+            "classify_table_index": 0,
+        },
         "n_labels": 0,
         "label_stack": [_EMPTY_LABEL] * 16,
     }
-    return {"table_id": 0, "stats_index": 0, "prefix": f"{ip}/32", "n_paths": 1, "paths": [path]}
+    return {"table_id": 0, "stats_index": 0, "prefix": host_prefix(ip), "n_paths": 1, "paths": [path]}
 
 
 def pod_neighbor(index: int, ip: str, mac: str) -> dict[str, Any]:

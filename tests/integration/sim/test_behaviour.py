@@ -205,6 +205,7 @@ def setup_l3(papi: Any, short_dir: Path) -> tuple[int, int]:
         papi.api.sw_interface_add_del_address(sw_if_index=loop, is_add=True, prefix="10.56.217.1/24").retval
         == 0
     )
+    assert papi.api.sw_interface_set_flags(sw_if_index=loop, flags=1).retval == 0, "its routes come with up"
     port = create(papi, short_dir / "p").sw_if_index
     assert (
         papi.api.sw_interface_set_unnumbered(
