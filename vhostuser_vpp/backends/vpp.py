@@ -259,7 +259,7 @@ class VppBackend:
     def _unnumbered_source(self, wiring: Wiring) -> int:
         name = self.options.unnumbered_to
         wanted = _families(wiring.pod_ips)
-        found = self._gateway_interface(name)
+        found = self._gateway_interface(name, wanted)
         if found is not None and found.lends(wanted):
             return found.sw_if_index
         # Missing or without an address of a family the pod needs: decided under the node
@@ -291,8 +291,9 @@ class VppBackend:
             self._add_gateway_addresses(found.sw_if_index, name, missing)
             return found.sw_if_index
 
-    def _gateway_interface(self, name: str) -> GatewayInterface | None:
-        """By name; else a loopback we made for that name (VPP names it loopN, N its choice)."""
+    def _gateway_interface(self, name: str, families: Iterable[int] = (4, 6)) -> GatewayInterface | None:
+        """By name; else a loopback we made for that name (VPP names it loopN, N its choice).
+        Its addresses are looked up for `families` only (one call each, on every ADD)."""
         tag = gateway_tag(name)
         found = self.vpp.interface_named(name)
         if found is None:
@@ -301,8 +302,8 @@ class VppBackend:
             )
         if found is None:
             return None
-        families = frozenset(v for v in (4, 6) if self.vpp.addresses(found.sw_if_index, ip6=v == 6))
-        return GatewayInterface(found.sw_if_index, found.name, found.tag == tag, families)
+        has = frozenset(v for v in sorted(families) if self.vpp.addresses(found.sw_if_index, ip6=v == 6))
+        return GatewayInterface(found.sw_if_index, found.name, found.tag == tag, has)
 
     def _create_loopback(self, name: str, gateway_cidrs: list[str]) -> int:
         """Whole or not at all: tagged first, so that even a plugin killed halfway leaves a
