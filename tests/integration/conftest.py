@@ -10,7 +10,8 @@ Two ways of running the plugin, one per pytest run (`make test` makes both):
   request to one node agent started for the session (its own policy names the socket;
   each request still carries its test node's policy, as a runtime's environment would).
 Tests about the plugin process itself (killed mid-ADD, seen waiting in flock(2)) run
-`DIRECT_PLUGIN` in both.
+`DIRECT_PLUGIN` in both. The emulator-against-VPP tests (test_differential.py, sim/) speak
+VPP's API and never run the plugin, so the agent's run leaves them out.
 """
 
 from __future__ import annotations
@@ -251,6 +252,19 @@ def _host_local_present() -> None:
         )
     if not os.access(DIRECT_PLUGIN, os.X_OK):
         pytest.fail(f"{DIRECT_PLUGIN} is not installed: run `make install`")
+
+
+# Relative to this directory: what never runs the CNI executable.
+_NO_PLUGIN_RUNS = ("test_differential.py", "sim")
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    here = Path(__file__).parent
+    if VIA_AGENT and collection_path.is_relative_to(here):
+        parts = collection_path.relative_to(here).parts
+        if parts and parts[0] in _NO_PLUGIN_RUNS:
+            return True
+    return None
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
