@@ -8,19 +8,22 @@ it exits), libcni's result cache (`/var/lib/cni/results`), the sandboxes' cgroup
 a parent of our own) and the bridge device of the first network.
 
 No registry is reachable, so the sandbox ("pause") image is an OCI archive made here from
-busybox-static, with `sleep` as its entrypoint, imported with `ctr`. As root on these
-machines runc cannot set the sandbox's oom_score_adj: `restrict_oom_score_adj` keeps it
-within what containerd itself has.
+busybox-static, with `sleep` as its entrypoint, imported with `ctr`. Without
+`restrict_oom_score_adj` (which keeps the sandbox's oom_score_adj within containerd's
+own), runc failed every sandbox here: "unable to start container process: can't get
+final child's PID from pipe: EOF".
 
 `bin_dir` holds the reference plugins the networks use (links into the system's CNI
-dir) and the plugin under test as a runtime finds it, an executable named after its
-type; that launcher first appends what it was asked (`CNI_*`, the config's cniVersion,
-whether a prevResult came) to `cni-calls.jsonl`, the record of what containerd calls.
+dir) and, as a runtime finds a plugin, an executable named after its type: a launcher
+that appends what it was asked (`CNI_*`, the config's cniVersion, whether a prevResult
+came) to `cni-calls.jsonl`, the record of what containerd calls, then executes the
+plugin under test with the same environment and config.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -32,10 +35,12 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 from tests.cri.client import CriApi, CriClient, Pod
 
@@ -51,16 +56,15 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 CTR_TIMEOUT_S = 60.0
 IP_TIMEOUT_S = 30.0
-# Plugins containerd 1.6 loads by default that want paths outside its root (opt) or
-# kernel features this machine lacks; disabled, containerd starts without their warnings.
+# Plugins of containerd 1.6 it would load by default and we do not use: `opt` makes
+# /opt/containerd on the host; the snapshotters other than overlayfs (devmapper logs a
+# warning that it is not configured).
 DISABLED_PLUGINS = [
     "io.containerd.internal.v1.opt",
     "io.containerd.snapshotter.v1.aufs",
     "io.containerd.snapshotter.v1.btrfs",
     "io.containerd.snapshotter.v1.devmapper",
     "io.containerd.snapshotter.v1.zfs",
-    "io.containerd.tracing.processor.v1.otlp",
-    "io.containerd.internal.v1.tracing",
 ]
 CALL_KEYS = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS")
 
@@ -133,7 +137,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def _poll(condition: Any, timeout: float) -> bool:
+def _poll(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     delay = 0.05
     while not condition():
@@ -188,16 +192,18 @@ class Containerd:
     def log(self) -> Path:
         return self.base / "containerd.log"
 
-    def set_up(self, reference_plugins: str, plugin_main: str = "vhostuser_vpp.plugin.main") -> None:
+    def set_up(self, reference_plugins: str, plugin: str) -> None:
+        """The directories, `bin_dir` (the reference plugins, and a launcher named
+        `vhostuser` that records each call, then executes `plugin`), the image, the config."""
         for name in ("root", "state", "runc", "cni-bin", "cni-conf", "bridge-ipam", "pods"):
             (self.base / name).mkdir()
         for name in ("bridge", "host-local", "loopback"):
             (self.bin_dir / name).symlink_to(Path(reference_plugins, name))
+        # The config is re-fed through a pipe: it is a few KiB, well within a pipe's buffer.
         launcher = self.bin_dir / "vhostuser"
         launcher.write_text(
             f"#!{sys.executable}\n"
-            "import io, json, os, sys\n"
-            f"from {plugin_main} import main\n"
+            "import json, os, sys\n"
             "data = sys.stdin.buffer.read()\n"
             "conf = json.loads(data)\n"
             f"call = {{k: os.environ.get(k, '') for k in {CALL_KEYS!r}}}\n"
@@ -205,8 +211,11 @@ class Containerd:
             f"fd = os.open({str(self.calls_file)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)\n"
             "os.write(fd, (json.dumps(call) + '\\n').encode())\n"
             "os.close(fd)\n"
-            "sys.stdin = io.TextIOWrapper(io.BytesIO(data))\n"
-            "main()\n"
+            "read, write = os.pipe()\n"
+            "os.write(write, data)\n"
+            "os.close(write)\n"
+            "os.dup2(read, 0)\n"
+            f"os.execv({plugin!r}, [{plugin!r}])\n"
         )
         launcher.chmod(0o755)
         write_sandbox_image(self.base / "pause.tar")
@@ -321,6 +330,12 @@ class Containerd:
             return set()
         return {p.name for p in LIBCNI_CACHE.iterdir() if f"-{sandbox_id}-" in p.name}
 
+    def shim_socket(self, sandbox_id: str) -> Path:
+        """Where a sandbox's shim listens: containerd 1.6 names the socket after the sha256
+        of `<containerd's address>/<namespace>/<id>`; the shim removes it when it exits."""
+        digest = hashlib.sha256(f"{self.socket}/{NAMESPACE}/{sandbox_id}".encode()).hexdigest()
+        return SHIM_SOCKETS / digest
+
     def mounts(self) -> list[str]:
         """Mount points under `base` (rootfs overlays, /dev/shm, netns), innermost last."""
         points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
@@ -334,9 +349,8 @@ class Containerd:
             if self.proc is None or pid != self.proc.pid
         ]
 
-    def stop(self) -> None:
-        """containerd exits (SIGTERM); its shims and sandboxes are left running, as when
-        containerd restarts on a node."""
+    def _stop(self) -> None:
+        """containerd exits (SIGTERM); shims and sandboxes it leaves keep running."""
         proc, self.proc = self.proc, None
         if self.client is not None:
             self.client.close()
@@ -352,16 +366,12 @@ class Containerd:
 
     def tear_down(self) -> None:
         """Removes every sandbox still there as kubelet would (stop, then remove), stops
-        containerd, then whatever a failed test left: shims, mounts, cgroups, the bridge,
-        libcni's cache entries, the directory."""
-        if self.client is not None and self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(Exception):
-                for sandbox in self.client.list_pod_sandbox():
-                    with contextlib.suppress(Exception):
-                        self.client.stop_pod_sandbox(sandbox.id)
-                        self.client.remove_pod_sandbox(sandbox.id)
-        self.stop()
-        if not _poll(lambda: not self.shims(), STOP_TIMEOUT_S):
+        containerd, then whatever a failed test left: shims and their sockets, mounts,
+        cgroups, the bridge, libcni's cache entries, the directory."""
+        removed_all = self._remove_sandboxes()
+        self._stop()
+        # Shims exit once their sandbox is removed; those of sandboxes still there never do.
+        if not removed_all or not _poll(lambda: not self.shims(), STOP_TIMEOUT_S):
             for pid in self.shims():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -374,6 +384,7 @@ class Containerd:
             subprocess.run(["ip", "link", "del", self.bridge], timeout=IP_TIMEOUT_S, check=True)
         container_ids = {*self.sandboxes, *(call["CNI_CONTAINERID"] for call in self.calls())}
         for container_id in container_ids:
+            self.shim_socket(container_id).unlink(missing_ok=True)
             for name in self.libcni_cache(container_id):
                 (LIBCNI_CACHE / name).unlink(missing_ok=True)
         for directory, existed in self.host_dirs.items():
@@ -381,6 +392,19 @@ class Containerd:
                 with contextlib.suppress(OSError):  # not empty: someone else's use of it
                     directory.rmdir()
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def _remove_sandboxes(self) -> bool:
+        """Stops and removes every sandbox containerd has; False if it could not."""
+        if self.client is None or self.proc is None or self.proc.poll() is not None:
+            return False
+        try:
+            for sandbox in self.client.list_pod_sandbox():
+                self.sandboxes.append(sandbox.id)
+                self.client.stop_pod_sandbox(sandbox.id)
+                self.client.remove_pod_sandbox(sandbox.id)
+        except grpc.RpcError:
+            return False
+        return True
 
     def _remove_cgroups(self) -> None:
         """Our cgroup parent in every hierarchy, after killing what a failed test left in it."""
@@ -392,8 +416,12 @@ class Containerd:
             groups = sorted((p for p in parent.rglob("*") if p.is_dir()), reverse=True)
             for group in [*groups, parent]:
                 procs = group / "cgroup.procs"
-                for pid in procs.read_text().split() if procs.exists() else []:
+                for pid in procs.read_text().split():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), signal.SIGKILL)
-                _poll(lambda group=group: not (group / "cgroup.procs").read_text().strip(), STOP_TIMEOUT_S)
+                _poll(functools.partial(_is_empty, procs), STOP_TIMEOUT_S)
                 group.rmdir()
+
+
+def _is_empty(procs: Path) -> bool:
+    return not procs.read_text().strip()

@@ -35,7 +35,7 @@ import pytest
 
 from tests.cri.client import CriApi, CriClient, Pod, compile_api
 from tests.cri.containerd import BUSYBOX, CONTAINERD, CTR, RUNC, Containerd, ContainerdUnavailable
-from tests.integration.conftest import CNI_BIN_DIR, NETWORK, VHOSTUSER_VPP, VppNode, wait_for
+from tests.integration.conftest import CNI_BIN_DIR, NETWORK, PLUGIN, VHOSTUSER_VPP, VppNode, wait_for
 
 BRIDGE_NETWORK = "vhucri-bridge"
 BRIDGE_SUBNET = "10.88.214.0/24"
@@ -61,7 +61,7 @@ def containerd_versions(cri_api: CriApi, request: pytest.FixtureRequest) -> dict
         pytest.skip(f"not installed: {', '.join(missing)} ({PACKAGES})")
     runtime = Containerd(Path(tempfile.mkdtemp(prefix="vhucri", dir="/tmp")), cri_api)
     try:
-        runtime.set_up(CNI_BIN_DIR)
+        runtime.set_up(CNI_BIN_DIR, PLUGIN)
         try:
             client = runtime.start({})
             pod = Pod("probe", "default", str(uuid.uuid4()), host_network=True)
@@ -98,7 +98,7 @@ def containerd(
     def start(version: str) -> Containerd:
         runtime = Containerd(Path(tempfile.mkdtemp(prefix="vhucri", dir="/tmp")), cri_api)
         started.append(runtime)
-        runtime.set_up(CNI_BIN_DIR)
+        runtime.set_up(CNI_BIN_DIR, PLUGIN)
         runtime.write_network(
             "10-bridge.conflist", BRIDGE_NETWORK, runtime.bridge_network(BRIDGE_SUBNET), "1.0.0"
         )
@@ -160,6 +160,7 @@ def _assert_nothing_left(vpp: VppNode, runtime: Containerd, client: CriClient) -
         assert runtime.libcni_cache(sandbox_id) == set()
     assert runtime.mounts() == []
     wait_for(lambda: not runtime.shims(), "the sandboxes' shims exited", timeout=CONTAINERD_TIMEOUT_S)
+    assert [s for s in runtime.sandboxes if runtime.shim_socket(s).exists()] == []
 
 
 def test_containerd_runs_stops_and_removes_a_pod_with_a_vhostuser_port(
