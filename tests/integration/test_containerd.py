@@ -7,7 +7,8 @@ dirs, sandbox image. Its CNI conf_dir holds two networks, loaded in name order
 vhostuser network, eth1. containerd passes its environment to every plugin it runs, so
 the node policy is found through VHOSTUSER_VPP_NODE_CONFIG in containerd's environment.
 Each test starts its own containerd against its own node (emulator or real VPP), and
-stops it and removes all it left afterwards.
+stops it and removes all it left afterwards. The plugin under test is the venv's
+`vhostuser`, or with VHOSTUSER_TEST_VIA_AGENT=1 the shim served by the session's agent.
 
 What containerd 1.6 asks of the plugin, as recorded by the launcher in its bin_dir: an
 ADD for each RunPodSandbox; a DEL with the pod's netns for StopPodSandbox; another DEL,
@@ -53,9 +54,9 @@ def cri_api() -> CriApi:
 
 
 @pytest.fixture(scope="module")
-def containerd_versions(cri_api: CriApi, request: pytest.FixtureRequest) -> dict[str, str]:
-    """Whether containerd can run a pod here at all (a host-network one, no CNI), and what
-    it says it is (RuntimeService.Version), shown once in the run's output."""
+def containerd_runs(cri_api: CriApi, request: pytest.FixtureRequest) -> None:
+    """Whether containerd can run a pod here at all (a host-network one, no CNI); what it
+    says it is (RuntimeService.Version) is shown once in the run's output."""
     missing = [tool for tool in (CONTAINERD, CTR, RUNC, BUSYBOX) if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} ({PACKAGES})")
@@ -64,8 +65,7 @@ def containerd_versions(cri_api: CriApi, request: pytest.FixtureRequest) -> dict
         runtime.set_up(CNI_BIN_DIR, PLUGIN)
         try:
             client = runtime.start({})
-            pod = Pod("probe", "default", str(uuid.uuid4()), host_network=True)
-            sandbox_id = runtime.run_pod(pod)
+            sandbox_id = runtime.run_pod(Pod("probe", "default", str(uuid.uuid4()), host_network=True))
             client.stop_pod_sandbox(sandbox_id)
             client.remove_pod_sandbox(sandbox_id)
         except grpc.RpcError as exc:
@@ -75,21 +75,17 @@ def containerd_versions(cri_api: CriApi, request: pytest.FixtureRequest) -> dict
         version = client.version()
     finally:
         runtime.tear_down()
-    versions = {
-        "runtime_name": version.runtime_name,
-        "runtime_version": version.runtime_version,
-        "runtime_api_version": version.runtime_api_version,
-    }
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"CRI runtime: {' '.join(versions.values())}")
-    return versions
+    # Past the output capture, so that the run's log says which containerd was tested.
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        name, api = f"{version.runtime_name} {version.runtime_version}", version.runtime_api_version
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"CRI runtime: {name} (CRI {api})")
 
 
 @pytest.fixture
-def containerd(
-    vpp: VppNode, cri_api: CriApi, containerd_versions: dict[str, str]
-) -> Iterator[StartContainerd]:
+def containerd(vpp: VppNode, cri_api: CriApi, containerd_runs: None) -> Iterator[StartContainerd]:
     """Starts a containerd whose second network is this node's vhostuser network at the
     given cniVersion; everything it made is gone when the test ends, before the `vpp`
     fixture checks VPP."""
