@@ -70,7 +70,8 @@ CALL_KEYS = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_A
 
 
 class ContainerdUnavailable(Exception):
-    """containerd could not start, or could not run a pod at all; says containerd's error."""
+    """containerd did not start serving CRI, or could not import the sandbox image; the
+    message is containerd's (or ctr's) error."""
 
 
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes = b"", **attrs: Any) -> None:
