@@ -15,9 +15,9 @@ final child's PID from pipe: EOF".
 
 `bin_dir` holds the reference plugins the networks use (links into the system's CNI
 dir) and, as a runtime finds a plugin, an executable named after its type: a launcher
-that appends what it was asked (`CNI_*`, the config's cniVersion, whether a prevResult
-came) to `cni-calls.jsonl`, the record of what containerd calls, then executes the
-plugin under test with the same environment and config.
+that appends what it was asked (`CNI_*`, the config's cniVersion and prevResult) to
+`cni-calls.jsonl`, the record of what containerd calls, then executes the plugin under
+test with the same environment and config.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class Containerd:
             "data = sys.stdin.buffer.read()\n"
             "conf = json.loads(data)\n"
             f"call = {{k: os.environ.get(k, '') for k in {CALL_KEYS!r}}}\n"
-            "call.update(cniVersion=conf.get('cniVersion'), prevResult='prevResult' in conf)\n"
+            "call.update(cniVersion=conf.get('cniVersion'), prevResult=conf.get('prevResult'))\n"
             f"fd = os.open({str(self.calls_file)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)\n"
             "os.write(fd, (json.dumps(call) + '\\n').encode())\n"
             "os.close(fd)\n"

@@ -35,7 +35,15 @@ import grpc
 import pytest
 
 from tests.cri.client import CriApi, CriClient, Pod, compile_api
-from tests.cri.containerd import BUSYBOX, CONTAINERD, CTR, RUNC, Containerd, ContainerdUnavailable
+from tests.cri.containerd import (
+    BUSYBOX,
+    CONTAINERD,
+    CTR,
+    LIBCNI_CACHE,
+    RUNC,
+    Containerd,
+    ContainerdUnavailable,
+)
 from tests.integration.conftest import CNI_BIN_DIR, NETWORK, PLUGIN, VHOSTUSER_VPP, VppNode, wait_for
 
 BRIDGE_NETWORK = "vhucri-bridge"
@@ -187,7 +195,7 @@ def test_containerd_runs_stops_and_removes_a_pod_with_a_vhostuser_port(
     assert add["CNI_IFNAME"] == POD_IFNAME
     netns = Path(add["CNI_NETNS"])
     assert netns.is_relative_to(runtime.base / "state") and netns.exists()
-    assert add["cniVersion"] == "1.0.0" and not add["prevResult"]
+    assert (add["cniVersion"], add["prevResult"]) == ("1.0.0", None)
     args = _cni_args(add)
     assert {k: args.get(k) for k in ("K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_UID")} == {
         "K8S_POD_NAMESPACE": pod.namespace,
@@ -227,13 +235,16 @@ def test_containerd_runs_stops_and_removes_a_pod_with_a_vhostuser_port(
     assert row["pod_ip"] == "10.56.217.131"
     # What containerd got back from each network, cached by libcni for the DELs.
     assert {f"{BRIDGE_NETWORK}-{sid}-eth0", f"{NETWORK}-{sid}-{POD_IFNAME}"} <= runtime.libcni_cache(sid)
+    result = json.loads((LIBCNI_CACHE / f"{NETWORK}-{sid}-{POD_IFNAME}").read_text())["result"]
+    assert (result["cniVersion"], result["interfaces"][0]["name"]) == ("1.0.0", POD_IFNAME)
+    assert [ip["address"] for ip in result["ips"]] == ["10.56.217.131/24"]
 
     client.stop_pod_sandbox(sid)
     assert client.pod_sandbox_status(sid).state == client.api.pb.SANDBOX_NOTREADY
     [_, stop_del] = runtime.calls()
     assert (stop_del["CNI_COMMAND"], stop_del["CNI_CONTAINERID"]) == ("DEL", sid)
     assert (stop_del["CNI_IFNAME"], stop_del["CNI_NETNS"]) == (POD_IFNAME, str(netns))
-    assert stop_del["prevResult"], "libcni passes the cached ADD result"
+    assert stop_del["prevResult"] == result, "libcni passes the ADD's cached result"
     assert probe.state(cni_dir) == (set(), {}, {})
     assert node.files() == set()
     assert node.reservations() == {}
@@ -244,7 +255,7 @@ def test_containerd_runs_stops_and_removes_a_pod_with_a_vhostuser_port(
     [_, _, remove_del] = runtime.calls()
     assert (remove_del["CNI_COMMAND"], remove_del["CNI_CONTAINERID"]) == ("DEL", sid)
     assert (remove_del["CNI_IFNAME"], remove_del["CNI_NETNS"]) == (POD_IFNAME, "")
-    assert not remove_del["prevResult"], "the first DEL dropped libcni's cached result"
+    assert remove_del["prevResult"] is None, "the first DEL dropped libcni's cached result"
     _assert_nothing_left(vpp, runtime, client)
 
 
@@ -305,6 +316,6 @@ def test_containerd_refuses_a_1_1_0_result_and_deletes_what_add_made(
     [add, rollback] = runtime.calls()
     assert (add["CNI_COMMAND"], add["CNI_IFNAME"], add["cniVersion"]) == ("ADD", POD_IFNAME, "1.1.0")
     assert (rollback["CNI_COMMAND"], rollback["CNI_CONTAINERID"]) == ("DEL", add["CNI_CONTAINERID"])
-    assert (rollback["CNI_NETNS"], rollback["prevResult"]) == (add["CNI_NETNS"], False)
+    assert (rollback["CNI_NETNS"], rollback["prevResult"]) == (add["CNI_NETNS"], None)
     runtime.sandboxes.append(add["CNI_CONTAINERID"])
     _assert_nothing_left(vpp, runtime, client)
