@@ -25,10 +25,11 @@ install: $(STAMP)
 cni-plugins:
 	@test -x $(CNI_BIN_DIR)/host-local || { apt-get update -qq && apt-get install -y -qq containernetworking-plugins; }
 
-# A real CNI runtime for tests/integration/test_podman.py: podman, runc, a static busybox.
+# Real CNI runtimes: podman (tests/integration/test_podman.py) and containerd 1.6 driven over
+# CRI (test_containerd.py), both with runc; a static busybox makes their containers.
 runtime:
-	@{ command -v podman && command -v runc && dpkg -s busybox-static; } >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq podman runc busybox-static; }
+	@{ command -v podman && command -v containerd && command -v runc && dpkg -s busybox-static; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq podman containerd runc busybox-static; }
 
 # DPDK's testpmd (Debian's dpdk-dev) stands in for a pod in tests/integration/test_dataplane.py.
 dataplane:
