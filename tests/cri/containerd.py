@@ -249,8 +249,9 @@ class Containerd:
         )
 
     def bridge_network(self, subnet: str) -> dict[str, Any]:
-        """eth0's plugin: a bridge of our own name without an address (no host route, so no
-        clash with anything else in that subnet on this machine), host-local in our dir."""
+        """eth0's plugin (and the chained network's first): a bridge of our own name without
+        an address (no host route, so no clash with anything else in that subnet on this
+        machine), host-local in our dir."""
         return {
             "type": "bridge",
             "bridge": self.bridge,
@@ -263,8 +264,8 @@ class Containerd:
             },
         }
 
-    def write_network(self, file_name: str, name: str, plugin: dict[str, Any], version: str) -> None:
-        conflist = {"cniVersion": version, "name": name, "plugins": [plugin]}
+    def write_network(self, file_name: str, name: str, plugins: list[dict[str, Any]], version: str) -> None:
+        conflist = {"cniVersion": version, "name": name, "plugins": plugins}
         (self.conf_dir / file_name).write_text(json.dumps(conflist, indent=2))
 
     def start(self, env: Mapping[str, str]) -> CriClient:

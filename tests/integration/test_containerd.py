@@ -53,7 +53,9 @@ POD_IFNAME = "eth1"  # the second network's interface
 CONCURRENT_PODS = 4
 CONTAINERD_TIMEOUT_S = 30.0
 
-StartContainerd = Callable[[str], Containerd]
+CHAIN_SUBNET = "10.88.215.0/24"
+
+StartContainerd = Callable[..., Containerd]
 
 
 @pytest.fixture(scope="session")
@@ -99,17 +101,18 @@ def containerd(vpp: VppNode, cri_api: CriApi, containerd_runs: None) -> Iterator
     fixture checks VPP."""
     started: list[Containerd] = []
 
-    def start(version: str) -> Containerd:
+    def start(version: str, chained_after_a_bridge: bool = False) -> Containerd:
         runtime = Containerd(Path(tempfile.mkdtemp(prefix="vhucri", dir="/tmp")), cri_api)
         started.append(runtime)
         runtime.set_up(CNI_BIN_DIR, PLUGIN)
         runtime.write_network(
-            "10-bridge.conflist", BRIDGE_NETWORK, runtime.bridge_network(BRIDGE_SUBNET), "1.0.0"
+            "10-bridge.conflist", BRIDGE_NETWORK, [runtime.bridge_network(BRIDGE_SUBNET)], "1.0.0"
         )
         plugin = vpp.node.vpp_config(version)
         for key in ("cniVersion", "name", "if0name"):  # the conflist's, and CNI_IFNAME's
             plugin.pop(key)
-        runtime.write_network("20-vhostuser.conflist", NETWORK, plugin, version)
+        before = [runtime.bridge_network(CHAIN_SUBNET)] if chained_after_a_bridge else []
+        runtime.write_network("20-vhostuser.conflist", NETWORK, [*before, plugin], version)
         client = runtime.start({"VHOSTUSER_VPP_NODE_CONFIG": str(vpp.node.node_config)})
         wait_for(
             lambda: client.conditions()["NetworkReady"][0],
@@ -124,9 +127,10 @@ def containerd(vpp: VppNode, cri_api: CriApi, containerd_runs: None) -> Iterator
         runtime.tear_down()
 
 
-def _bridge_reservations(runtime: Containerd) -> dict[str, list[str]]:
-    """eth0's host-local reservations: ip -> [sandbox ID, ifname]."""
-    net_dir = runtime.bridge_ipam_dir / BRIDGE_NETWORK
+def _bridge_reservations(runtime: Containerd, network: str = BRIDGE_NETWORK) -> dict[str, list[str]]:
+    """A bridge's host-local reservations (eth0's, or the chained network's): ip -> [sandbox
+    ID, ifname]."""
+    net_dir = runtime.bridge_ipam_dir / network
     if not net_dir.is_dir():
         return {}
     return {
@@ -318,4 +322,41 @@ def test_containerd_refuses_a_1_1_0_result_and_deletes_what_add_made(
     assert (rollback["CNI_COMMAND"], rollback["CNI_CONTAINERID"]) == ("DEL", add["CNI_CONTAINERID"])
     assert (rollback["CNI_NETNS"], rollback["prevResult"]) == (add["CNI_NETNS"], None)
     runtime.sandboxes.append(add["CNI_CONTAINERID"])
+    _assert_nothing_left(vpp, runtime, client)
+
+
+def test_second_in_a_conflist_the_port_extends_the_bridges_result(
+    vpp: VppNode, containerd: StartContainerd
+) -> None:
+    """The vhostuser network as a chain, a bridge first: libcni hands our ADD the bridge's
+    result as prevResult, and what it caches (and containerd sees) is that result with our
+    interface and address appended; both DELs run the chain backwards and leave nothing."""
+    node = vpp.node
+    runtime = containerd("1.0.0", chained_after_a_bridge=True)
+    client = runtime.client
+    assert client is not None
+    sid = runtime.run_pod(_pod("dpdk-chained"))
+    [add] = runtime.calls()
+    prev = add["prevResult"]
+    assert prev is not None, "libcni passed the bridge's result"
+    assert [i["name"] for i in prev["interfaces"]][-1] == POD_IFNAME, "the bridge's veth in the pod"
+    [(chain_ip, owner)] = _bridge_reservations(runtime, NETWORK).items()
+    assert owner == [sid, POD_IFNAME]
+
+    result = json.loads((LIBCNI_CACHE / f"{NETWORK}-{sid}-{POD_IFNAME}").read_text())["result"]
+    ours = len(prev["interfaces"])
+    assert result["interfaces"][:ours] == prev["interfaces"]
+    assert result["interfaces"][ours]["name"] == POD_IFNAME
+    assert result["interfaces"][ours]["mac"] != prev["interfaces"][-1].get("mac")
+    assert [(ip["address"], ip["interface"]) for ip in result["ips"]] == [
+        (f"{chain_ip}/24", ours - 1),
+        ("10.56.217.131/24", ours),
+    ]
+    assert len(vpp.probe.ports(str(node.cni_dir))) == 1
+
+    client.stop_pod_sandbox(sid)
+    client.remove_pod_sandbox(sid)
+    [_, stop_del, remove_del] = runtime.calls()
+    assert stop_del["prevResult"] == result and remove_del["prevResult"] is None
+    assert _bridge_reservations(runtime, NETWORK) == {}
     _assert_nothing_left(vpp, runtime, client)
