@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CNI_BIN_DIR, Node, VppNode, new_container_id
+from tests.integration.conftest import CNI_BIN_DIR, VHOSTUSER_VPP, Node, VppNode, new_container_id
 from vhostuser_vpp.cni.versions import SUPPORTED_VERSIONS
 
 V4_RANGE = {"subnet": "10.56.217.0/24", "rangeStart": "10.56.217.131", "rangeEnd": "10.56.217.190"}
@@ -225,3 +226,66 @@ def test_the_tool_backend_refuses_ipv6_an_unknown_ipam_gave(node: Node, tmp_path
     assert f"opaque-ipam gave {FIRST_V6}/64" in error["details"]
     assert not node.state_file.exists(), "the tool never ran"
     assert node.files() == set() and node.reservations() == {}
+
+
+def cli(vpp: VppNode, *args: str) -> dict[str, Any]:
+    node = vpp.node
+    argv = [
+        VHOSTUSER_VPP,
+        *args,
+        "--api-socket",
+        node.api_socket,
+        "--cni-dir",
+        str(node.cni_dir),
+        "-o",
+        "json",
+    ]
+    env = {**os.environ, "VHOSTUSER_VPP_NODE_CONFIG": str(node.node_config)}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    return doc
+
+
+def test_ports_and_show_list_both_families(vpp: VppNode) -> None:
+    node = vpp.node
+    cid = new_container_id()
+    config = config_for(node, 4, 6)
+    result = node.run("ADD", config, cid).assert_ok()
+    pod_mac = result["interfaces"][0]["mac"]
+    [row] = cli(vpp, "ports")["ports"]
+    assert (row["pod_ip"], row["pod_ips"]) == (FIRST_V4, [FIRST_V4, FIRST_V6])
+    shown = cli(vpp, "show", cid[:12])
+    index = shown["interface"]["sw_if_index"]
+    assert sorted(r["prefix"] for r in shown["routes"]) == [f"{FIRST_V4}/32", f"{FIRST_V6}/128"]
+    assert sorted((n["ip"], n["mac"], n["sw_if_index"]) for n in shown["neighbours"]) == [
+        (FIRST_V4, pod_mac, index),
+        (FIRST_V6, pod_mac, index),
+    ]
+    names = {Path(f["path"]).name for f in shown["files"]}
+    assert {f"{cid[:12]}-net1-ip4.conf", f"{cid[:12]}-net1-ip6.conf"} <= names
+    node.run("DEL", config, cid).assert_ok()
+    assert_nothing_left(vpp)
+
+
+def test_gc_removes_a_dead_dual_stack_pods_routes(vpp: VppNode) -> None:
+    """The port deleted behind the plugin's back (VPP keeps its routes): gc takes the record
+    and both the /32 and the /128, and leaves the live pod's."""
+    node, probe = vpp.node, vpp.probe
+    dead, alive = new_container_id(), new_container_id()
+    config = config_for(node, 4, 6)
+    node.run("ADD", config, dead).assert_ok()
+    node.run("ADD", config, alive).assert_ok()
+    dead_port = probe.ports(str(node.cni_dir))[f"{node.cni_dir}/{dead}/{dead[:12]}-net1"]
+    probe.delete_port(dead_port.sw_if_index)
+    done = cli(vpp, "gc")
+    assert {(a["action"], a["target"], a["result"]) for a in done["actions"]} == {
+        ("remove stale record", str(node.record(dead)), "done"),
+        ("delete stale route", f"{FIRST_V4}/32", "done"),
+        ("delete stale route", f"{FIRST_V6}/128", "done"),
+    }
+    assert any(FIRST_V6 in note and "IPAM" in note for note in done["notes"])
+    assert set(probe.pod_routes()) == {"10.56.217.132/32", "fd00:56:217::84/128"}
+    node.run("DEL", config, dead).assert_ok()
+    node.run("DEL", config, alive).assert_ok()
+    assert_nothing_left(vpp)
