@@ -48,6 +48,8 @@ AGENT_ROOT = Path(f"/tmp/vhu-agent-{os.getpid()}")
 PLUGIN = str(AGENT_ROOT / "bin" / "vhostuser") if VIA_AGENT else DIRECT_PLUGIN
 VHOSTUSER_VPP = str(Path(sys.executable).parent / "vhostuser-vpp")
 NETWORK = "vhostuser-network"
+V4_RANGE = {"subnet": "10.56.217.0/24", "rangeStart": "10.56.217.131", "rangeEnd": "10.56.217.190"}
+V6_RANGE = {"subnet": "fd00:56:217::/64", "rangeStart": "fd00:56:217::83", "rangeEnd": "fd00:56:217::be"}
 # The bridge domains tests put L2 ports in, allowed by every test node's policy.
 TEST_BRIDGE_DOMAINS = [3, 7, 9, 10, 12, 4242]
 
@@ -115,6 +117,17 @@ class Node:
                 }
             )
         )
+
+    def ranges_ipam(self, *families: int) -> dict[str, Any]:
+        """host-local with one range per family (`ranges`), as a dual-stack cluster has it:
+        the sample's IPv4 range, and fd00:56:217::/64 (::83-::be) for IPv6."""
+        ranges = {4: V4_RANGE, 6: V6_RANGE}
+        return {
+            "type": "host-local",
+            "dataDir": str(self.ipam_dir),
+            "ranges": [[ranges[f]] for f in families],
+            "routes": [{4: {"dst": "0.0.0.0/0"}, 6: {"dst": "::/0"}}[f] for f in families],
+        }
 
     def vpp_config(self, version: str = "1.0.0", **vhost: Any) -> dict[str, Any]:
         """The sample network on the binary-API backend; L3 with loop0 made on demand."""

@@ -110,17 +110,20 @@ def wait_for(condition: Callable[[], bool], what: str, process: AgentProcess | N
 @pytest.mark.lifecycle
 def test_the_agent_restores_every_port_after_vpp_restarts(vpp: VppNode) -> None:
     node, probe = vpp.node, vpp.probe
+    dual_stack = {**node.vpp_config(), "ipam": node.ranges_ipam(4, 6)}
     configs = [
         node.vpp_config(),
         node.vpp_config(mode="l2", bridge_domain=9),
         node.vpp_config(socket_mode="client"),
+        dual_stack,
     ]
     pods = [(config, new_container_id()) for config in configs]
     for config, cid in pods:
         node.run("ADD", config, cid).assert_ok()
     before = wiring(vpp)
     sockets = set(probe.ports(str(node.cni_dir)))
-    assert len(sockets) == 3 and len(before[0]) == 2 and len(before[1]) == 2
+    assert len(sockets) == 4 and len(before[0]) == 4 and len(before[1]) == 4
+    assert {ip for ip in before[0] if ":" in ip} == {"fd00:56:217::83/128"}
     with agent(vpp) as running:
         wait_for(running.healthy, "the agent is healthy", running)
         vpp.restart()
@@ -131,7 +134,7 @@ def test_the_agent_restores_every_port_after_vpp_restarts(vpp: VppNode) -> None:
         )
         assert probe.bridge_domain(9) is not None
         wait_for(lambda: running.metric("vhostuser_vpp_agent_vpp_restarts_total") == 1, "the restart counted")
-        assert running.metric('vhostuser_vpp_agent_restores_total{outcome="restored"}') == 3
+        assert running.metric('vhostuser_vpp_agent_restores_total{outcome="restored"}') == 4
         assert running.metric("vhostuser_vpp_agent_vpp_reconnects_total") >= 1
         wait_for(running.healthy, "the agent is healthy again", running)
         assert '"event": "vpp_restarted"' in running.log()

@@ -17,27 +17,13 @@ import pytest
 from tests.integration.conftest import CNI_BIN_DIR, VHOSTUSER_VPP, Node, VppNode, new_container_id
 from vhostuser_vpp.cni.versions import SUPPORTED_VERSIONS
 
-V4_RANGE = {"subnet": "10.56.217.0/24", "rangeStart": "10.56.217.131", "rangeEnd": "10.56.217.190"}
-V6_RANGE = {"subnet": "fd00:56:217::/64", "rangeStart": "fd00:56:217::83", "rangeEnd": "fd00:56:217::be"}
 V4_GATEWAY, V6_GATEWAY = "10.56.217.1", "fd00:56:217::1"
 FIRST_V4, FIRST_V6 = "10.56.217.131", "fd00:56:217::83"
-DEFAULT_ROUTES = {4: {"dst": "0.0.0.0/0"}, 6: {"dst": "::/0"}}
-
-
-def ipam(node: Node, *families: int) -> dict[str, Any]:
-    """host-local with one range per family (`ranges`), as a dual-stack cluster has it."""
-    ranges = {4: V4_RANGE, 6: V6_RANGE}
-    return {
-        "type": "host-local",
-        "dataDir": str(node.ipam_dir),
-        "ranges": [[ranges[f]] for f in families],
-        "routes": [DEFAULT_ROUTES[f] for f in families],
-    }
 
 
 def config_for(node: Node, *families: int, version: str = "1.0.0", **vhost: Any) -> dict[str, Any]:
     config = node.vpp_config(version, **vhost)
-    config["ipam"] = ipam(node, *families)
+    config["ipam"] = node.ranges_ipam(*families)
     return config
 
 
@@ -196,7 +182,7 @@ def test_the_tool_backend_refuses_an_ipv6_network_before_anything_is_made(
     node: Node, families: tuple[int, ...]
 ) -> None:
     config = node.config()
-    config["ipam"] = ipam(node, *families)
+    config["ipam"] = node.ranges_ipam(*families)
     error = node.run("ADD", config, new_container_id()).assert_error(2)
     assert "vhost_tool backend cannot wire IPv6" in error["msg"]
     assert "host-local config hands out IPv6" in error["details"]
@@ -220,7 +206,7 @@ def test_the_tool_backend_refuses_ipv6_an_unknown_ipam_gave(node: Node, tmp_path
     )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     config = node.config()
-    config["ipam"] = {"type": "opaque-ipam", "hidden": ipam(node, 4, 6)}
+    config["ipam"] = {"type": "opaque-ipam", "hidden": node.ranges_ipam(4, 6)}
     env = {"CNI_PATH": f"{tmp_path}{os.pathsep}{CNI_BIN_DIR}"}
     error = node.run("ADD", config, new_container_id(), extra_env=env).assert_error(2)
     assert f"opaque-ipam gave {FIRST_V6}/64" in error["details"]
