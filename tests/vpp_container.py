@@ -80,6 +80,7 @@ class Podman:
 
     def __init__(self, base: Path = STORE) -> None:
         self.base = base
+        self.executable = shutil.which("podman") or "podman"
         self.runtime = shutil.which("runc") or "/usr/sbin/runc"
 
     def set_up(self) -> None:
@@ -95,7 +96,7 @@ class Podman:
         )
 
     def __call__(self, *args: str, timeout: float = PODMAN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        argv = ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot")]
+        argv = [self.executable, "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot")]
         argv += ["--tmpdir", str(self.base / "tmp"), "--storage-driver", "vfs", "--runtime", self.runtime]
         argv += ["--cgroup-manager", "cgroupfs", "--events-backend", "file", *args]
         env = {
@@ -115,7 +116,7 @@ class Podman:
         """Raises PodmanUnusable, with podman's own error, unless podman can run a trivial
         container (a static busybox as the rootfs: no image, so nothing of ours can be
         what failed)."""
-        if shutil.which("podman") is None or not os.access(self.runtime, os.X_OK):
+        if not os.access(self.executable, os.X_OK) or not os.access(self.runtime, os.X_OK):
             raise PodmanUnusable("podman or runc is not installed (make runtime)")
         if not os.access(BUSYBOX, os.X_OK):
             raise PodmanUnusable(f"{BUSYBOX} (busybox-static, make runtime) is needed to probe podman")
