@@ -67,6 +67,14 @@ API_SOCKET = "/run/vpp/api.sock"
 CLI_SOCKET = "/run/vpp/cli.sock"
 STATS_SOCKET = "/run/vpp/stats.sock"
 PODMAN_TIMEOUT_S = 120.0
+CONTAINERS_CONF_TEXT = """\
+[containers]
+default_ulimits = []
+log_driver = "k8s-file"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
 BUSYBOX = "/bin/busybox"
 
 
@@ -86,14 +94,12 @@ class Podman:
     def set_up(self) -> None:
         for name in ("root", "runroot", "tmp", "home"):
             (self.base / name).mkdir(parents=True, exist_ok=True)
-        (self.base / "containers.conf").write_text(
-            "[containers]\n"
-            "default_ulimits = []\n"
-            'log_driver = "k8s-file"\n'
-            "[engine]\n"
-            'cgroup_manager = "cgroupfs"\n'
-            'events_logger = "file"\n'
-        )
+        conf = self.base / "containers.conf"
+        if not conf.exists() or conf.read_text() != CONTAINERS_CONF_TEXT:
+            # Renamed into place: a concurrent session's podman never reads half a file.
+            staged = conf.with_name(f".containers.conf.{os.getpid()}")
+            staged.write_text(CONTAINERS_CONF_TEXT)
+            staged.replace(conf)
 
     def __call__(self, *args: str, timeout: float = PODMAN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
         argv = [self.executable, "--root", str(self.base / "root"), "--runroot", str(self.base / "runroot")]
