@@ -4,10 +4,10 @@ Targets, as test ids name them: `emulator`; the real VPP the suite is judged on 
 label, e.g. `vpp-26.06`; `vpp-26.06-container` when `VHOSTUSER_TEST_VPP_CONTAINER=1` runs
 that build in a podman container as deploy/ci/compose.yaml does, tests/vpp_container.py;
 or `vpp-external` when `VPP_API_SOCKET` names a VPP someone else runs); an older release
-(`vpp-24.10`) for tests marked `lifecycle`. A real VPP this suite
-starts is one process per session; after each test its whole state is compared with the
-state before, a test that leaked fails with the difference, and VPP is restarted so the
-next test starts clean.
+(`vpp-24.10`) for tests marked `lifecycle`. A real VPP this suite starts is one process
+(or container) per session; after each test its whole state is compared with the state
+before, a test that leaked fails with the difference, and VPP is restarted so the next
+test starts clean.
 
 `VHOSTUSER_TEST_REQUIRE_VPP=1` (CI sets it) turns "no real VPP found" from a skip into
 a failure, except where podman cannot run a container at all: that is said, with
