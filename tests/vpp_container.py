@@ -25,7 +25,7 @@ startup.conf enables where FD.io's packages put plugins (VPP's default plugin pa
 /usr/lib/x86_64-linux-gnu/vpp_plugins, which startup.conf relies on), and every library
 `ldd` says they load, the loader included: the build's own below /usr/lib (its `$ORIGIN/../lib`
 rpath), the system's at their own paths. Its tag carries a hash of those files, so it is
-built once (about 3 s) and reused while the build is unchanged.
+built once (about 1 s) and reused while the build is unchanged.
 
 Podman keeps its images and containers in a store of its own (STORE, vfs driver, its own
 containers.conf with what Debian's podman 4.3 needs here: no default ulimits, cgroupfs),
