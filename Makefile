@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CNI_BIN_DIR ?= /usr/lib/cni
 STAMP := $(VENV)/.installed
 
-.PHONY: install cni-plugins runtime dataplane demo test unit integration lint bench clean
+.PHONY: install cni-plugins runtime dataplane demo test unit integration container-vpp lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,10 +46,17 @@ lint: install
 # Integration tests run against the emulator and against a real VPP when one is found
 # (README: Testing against a real VPP); the run ends with a line per VPP.
 # Then the integration tests again, every request through the `vhostuser` shim and a node
-# agent (README: Fast path).
+# agent (README: Fast path). Then the lifecycle, dataplane and container tests against that
+# VPP in a podman container, as deploy/ci/compose.yaml runs it (README: VPP in a container).
 test: install cni-plugins runtime dataplane lint
 	CNI_BIN_DIR=$(CNI_BIN_DIR) $(PY) -m pytest -q
 	CNI_BIN_DIR=$(CNI_BIN_DIR) VHOSTUSER_TEST_VIA_AGENT=1 $(PY) -m pytest -q tests/integration
+	$(MAKE) --no-print-directory container-vpp
+
+# The real VPP in a podman container (tests/vpp_container.py): ~1 min.
+container-vpp: install cni-plugins runtime dataplane
+	CNI_BIN_DIR=$(CNI_BIN_DIR) VHOSTUSER_TEST_VPP_CONTAINER=1 $(PY) -m pytest -q \
+		-m 'lifecycle or dataplane or container' tests/integration
 
 unit: install
 	$(PY) -m pytest -q tests/unit

@@ -132,6 +132,12 @@ class VppInstance:
             return
         for leftover in (self.api_socket, self.cli_socket, self.stats_socket):
             Path(leftover).unlink(missing_ok=True)
+        self._launch()
+        self.starts += 1
+        self._wait_ready()
+
+    def _launch(self) -> None:
+        """Starts the VPP process (tests/vpp_container.py starts a container instead)."""
         conf = self.run_dir / "startup.conf"
         conf.write_text(
             STARTUP_CONF.format(
@@ -155,16 +161,13 @@ class VppInstance:
             )
         finally:
             output.close()
-        self.starts += 1
-        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         delay = 0.01
         while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"VPP exited with {self._proc.returncode} on start: {self.log_tail()}")
+            if not self.running:
+                raise RuntimeError(f"VPP exited on start ({self.exit_status()}): {self.log_tail()}")
             if _accepts(self.api_socket) and _accepts(self.cli_socket):
                 return
             time.sleep(delay)  # polling a condition with a deadline, not synchronisation by time
@@ -179,6 +182,10 @@ class VppInstance:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self.running and self._proc is not None else None
+
+    def exit_status(self) -> str:
+        """How the last VPP ended, for errors."""
+        return "never started" if self._proc is None else f"exit status {self._proc.returncode}"
 
     def stop(self, crash: bool = False) -> None:
         """SIGTERM (VPP removes its vhost-user server sockets), then SIGKILL if it lingers;

@@ -1,14 +1,17 @@
 """Which VPPs a test run uses, and the rule that every test leaves a real VPP as it found it.
 
 Targets, as test ids name them: `emulator`; the real VPP the suite is judged on (its
-label, e.g. `vpp-26.06`, or `vpp-external` when `VPP_API_SOCKET` names a VPP someone else
-runs); an older release (`vpp-24.10`) for tests marked `lifecycle`. A real VPP this suite
-starts is one process per session; after each test its whole state is compared with the
-state before, a test that leaked fails with the difference, and VPP is restarted so the
-next test starts clean.
+label, e.g. `vpp-26.06`; `vpp-26.06-container` when `VHOSTUSER_TEST_VPP_CONTAINER=1` runs
+that build in a podman container as deploy/ci/compose.yaml does, tests/vpp_container.py;
+or `vpp-external` when `VPP_API_SOCKET` names a VPP someone else runs); an older release
+(`vpp-24.10`) for tests marked `lifecycle`. A real VPP this suite starts is one process
+(or container) per session; after each test its whole state is compared with the state
+before, a test that leaked fails with the difference, and VPP is restarted so the next
+test starts clean.
 
 `VHOSTUSER_TEST_REQUIRE_VPP=1` (CI sets it) turns "no real VPP found" from a skip into
-a failure.
+a failure, except where podman cannot run a container at all: that is said, with
+podman's error, and the containerised run has nothing to judge.
 """
 
 from __future__ import annotations
@@ -21,18 +24,26 @@ from typing import Any
 
 import pytest
 
+from tests import vpp_container
 from tests.integration.vpp_probe import VppProbe
 from tests.vpp_instance import VppBuild, VppInstance, find_build, find_old_build
 
 EXTERNAL_SOCKET = os.environ.get("VPP_API_SOCKET", "")
 EXTERNAL_LABEL = "vpp-external"
 MISSING_LABEL = "vpp-none"
+CONTAINER_SUFFIX = "-container"
+# Takes precedence over VPP_API_SOCKET: it asks for a VPP of the suite's own.
+CONTAINER = os.environ.get("VHOSTUSER_TEST_VPP_CONTAINER", "") == "1"
 REQUIRED = os.environ.get("VHOSTUSER_TEST_REQUIRE_VPP", "") == "1"
 _BUILD = find_build()
 _OLD_BUILD = find_old_build()
+# Why the containerised VPP could not run at all (podman cannot run containers), once known.
+unusable: dict[str, str] = {}
 
 
 def primary_label() -> str:
+    if _BUILD is not None and CONTAINER:
+        return _BUILD.label + CONTAINER_SUFFIX
     if EXTERNAL_SOCKET:
         return EXTERNAL_LABEL
     return _BUILD.label if _BUILD is not None else MISSING_LABEL
@@ -52,6 +63,9 @@ def describe(label: str) -> str:
         return "real VPP (none found, so not tested)"
     if label == f"{MISSING_LABEL}-old":
         return "older real VPP (none found, so not tested)"
+    if label.endswith(CONTAINER_SUFFIX):
+        version = label.removeprefix("vpp-").removesuffix(CONTAINER_SUFFIX)
+        return f"real VPP {version} in a podman container ({vpp_container.IMAGE}, deploy/ci/compose.yaml)"
     return "real VPP " + label.removeprefix("vpp-")
 
 
@@ -128,13 +142,22 @@ class RealVpps:
     def _start(self, label: str) -> RealVpp:
         if label == EXTERNAL_LABEL:
             return RealVpp(EXTERNAL_SOCKET, None)
-        build = _build_for(label)
+        if label in unusable:
+            pytest.skip(unusable[label])
+        build = _build_for(label.removesuffix(CONTAINER_SUFFIX))
         if build is None:
             if REQUIRED:
                 pytest.fail(f"VHOSTUSER_TEST_REQUIRE_VPP=1 but {missing_reason(label)}", pytrace=False)
             pytest.skip(missing_reason(label))
-        instance = VppInstance(build)
-        instance.start()
+        if label.endswith(CONTAINER_SUFFIX):
+            try:
+                instance: VppInstance = vpp_container.start(build)
+            except vpp_container.PodmanUnusable as why:
+                unusable[label] = f"containerised VPP not run: {why}"
+                pytest.skip(unusable[label])
+        else:
+            instance = VppInstance(build)
+            instance.start()
         return RealVpp(instance.api_socket, instance)
 
 

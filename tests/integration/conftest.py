@@ -444,10 +444,16 @@ class VppNode:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that takes `vpp` runs against the emulator and the real VPP (those marked
     `dataplane` move packets, which the emulator cannot: real VPP only); those marked
-    `lifecycle` against the older real release too."""
+    `lifecycle` against the older real release too. With VHOSTUSER_TEST_VPP_CONTAINER=1
+    against the containerised VPP only: the run is about the container, and the emulator
+    and the older release ran in make test's first run. Tests marked `container` are about
+    the containerised VPP itself and run against nothing else."""
     if "vpp" not in metafunc.fixturenames:
         return
     targets = [vpp_targets.primary_label()]
+    if vpp_targets.CONTAINER or metafunc.definition.get_closest_marker("container"):
+        metafunc.parametrize("vpp", targets, indirect=True)
+        return
     if not metafunc.definition.get_closest_marker("dataplane"):
         targets.insert(0, "emulator")
     if metafunc.definition.get_closest_marker("lifecycle"):

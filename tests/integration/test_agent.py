@@ -25,6 +25,7 @@ from vhostuser_vpp.agent.metrics import UnixHTTPConnection
 
 CLI = str(Path(sys.executable).parent / "vhostuser-vpp")
 WAIT_S = 20.0
+RESTARTS = "vhostuser_vpp_agent_vpp_restarts_total"
 
 
 class AgentProcess:
@@ -107,6 +108,22 @@ def wait_for(condition: Callable[[], bool], what: str, process: AgentProcess | N
     until(condition, what, WAIT_S, detail=(lambda: process.log()[-3000:]) if process else None)
 
 
+def test_a_restart_of_a_vpp_that_stays_pid_1_is_counted(vpp: VppNode) -> None:
+    """In a container VPP is pid 1 before and after a restart (test_vpp_container.py shows
+    it on the real VPP): the agent tells the new VPP by its start time."""
+    emulator = vpp.need_emulator()
+    emulator.pid_one = True
+    vpp.restart()
+    emulator.up_for(3600)
+    with agent(vpp) as running:
+        wait_for(running.healthy, "the agent is healthy", running)
+        assert running.metric(RESTARTS) == 0
+        vpp.restart()
+        wait_for(lambda: running.metric(RESTARTS) == 1, "the restart counted", running)
+        wait_for(running.healthy, "the agent is healthy again", running)
+        assert '"event": "vpp_restarted"' in running.log()
+
+
 @pytest.mark.lifecycle
 def test_the_agent_restores_every_port_after_vpp_restarts(vpp: VppNode) -> None:
     node, probe = vpp.node, vpp.probe
@@ -133,7 +150,7 @@ def test_the_agent_restores_every_port_after_vpp_restarts(vpp: VppNode) -> None:
             running,
         )
         assert probe.bridge_domain(9) is not None
-        wait_for(lambda: running.metric("vhostuser_vpp_agent_vpp_restarts_total") == 1, "the restart counted")
+        wait_for(lambda: running.metric(RESTARTS) == 1, "the restart counted")
         assert running.metric('vhostuser_vpp_agent_restores_total{outcome="restored"}') == 4
         assert running.metric("vhostuser_vpp_agent_vpp_reconnects_total") >= 1
         wait_for(running.healthy, "the agent is healthy again", running)

@@ -3,7 +3,9 @@ what no pod owns, all through one API connection.
 
 - A VPP that goes away is noticed at the next ping (the connection drops); the agent
   reconnects with backoff. A restart is a new VPP process: `control_ping` answers another
-  pid. Whenever the agent (re)connects it reconciles at once; otherwise every `interval`.
+  pid or, where the pid stays (VPP is pid 1 in its container), VPP started at another time
+  (`show clock`). Whenever the agent (re)connects it reconciles at once; otherwise every
+  `interval`.
 - Reconcile = `restore_all` for each cniDir (ports VPP lacks made again as ADD made them,
   under each container's lock, so never racing a plugin run), then `gc`'s plan, carried
   out only for what stays planned for `grace` seconds and only for: orphan ports tagged
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 2.0
+# Two start times this close are one VPP: each is read to ~0.1 s (the call's round trip and
+# the wall clock); a VPP restarted sooner than this after the last start goes uncounted.
+SAME_START_S = 1.0
 PORT_STATES = ("ok", "restored", "skipped", "failed")
 _COLLECTED_KINDS = (gc.ORPHAN_PORT, gc.STALE_ROUTE, gc.EMPTY_BRIDGE_DOMAIN)
 
@@ -59,6 +64,7 @@ class Agent:
         self.metrics = metrics
         self._client: VppClient | None = None
         self._vpe_pid: int | None = None
+        self._started_at: float | None = None
         self._ever_connected = False
         self._next_reconcile = 0.0
         self._restoring_since: float | None = None
@@ -113,7 +119,8 @@ class Agent:
         client = VppClient(self.config.api_socket, self.config.call_timeout_s, self.config.call_timeout_s)
         try:
             client.connect()
-            pid = Vpp(client).ping()
+            vpp = Vpp(client)
+            pid, started_at = vpp.ping(), vpp.started_at()
         except VppError as err:
             client.close()
             self.metrics.vpp_up.set(0)
@@ -122,17 +129,27 @@ class Agent:
             return False
         if self._ever_connected:
             self.metrics.reconnects.inc()
-        if self._vpe_pid is not None and pid != self._vpe_pid:
+        if self._is_another_vpp(pid, started_at):
             self.metrics.restarts.inc()
             log.warning(
                 "VPP restarted", extra={"event": "vpp_restarted", "old_pid": self._vpe_pid, "pid": pid}
             )
         self._restoring_since = time.monotonic()
-        self._vpe_pid, self._client, self._ever_connected = pid, client, True
+        self._vpe_pid, self._started_at = pid, started_at
+        self._client, self._ever_connected = client, True
         self._next_reconcile = 0.0
         self.metrics.vpp_up.set(1)
         log.info("connected to VPP", extra={"event": "vpp_connected", "pid": pid})
         return True
+
+    def _is_another_vpp(self, pid: int, started_at: float | None) -> bool:
+        if self._vpe_pid is None:
+            return False
+        if pid != self._vpe_pid:
+            return True
+        if self._started_at is None or started_at is None:
+            return False
+        return abs(self._started_at - started_at) > SAME_START_S
 
     def _lost(self, why: str) -> None:
         log.warning("lost VPP", extra={"event": "vpp_lost", "error": why})

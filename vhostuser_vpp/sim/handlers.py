@@ -105,8 +105,9 @@ TRACEABLE_NODES = frozenset({"vhost-user-input"})
 
 @handles("cli_inband")
 def cli_inband(ctx: Context, msg: Any) -> list[Reply]:
-    """The packet tracer's commands only (what `vhostuser-vpp trace` sends); anything else
-    is refused with retval -1 and VPP's words for it."""
+    """The packet tracer's commands (what `vhostuser-vpp trace` sends) and `show clock` (how
+    the agent tells a restarted VPP whose pid stays 1); anything else is refused with
+    retval -1 and VPP's words for it."""
     words = str(msg.cmd).split()
     trace = ctx.state.trace
     if words == ["clear", "trace"]:
@@ -126,8 +127,21 @@ def cli_inband(ctx: Context, msg: Any) -> list[Reply]:
             "".join(f"\nPacket {n}\n\n{text}" for n, text in enumerate(packets, 1)) if packets else NO_TRACE
         )
         return [("cli_inband_reply", {"retval": rv.OK, "reply": TRACE_HEADER + body})]
+    if words == ["show", "clock"]:
+        return [("cli_inband_reply", {"retval": rv.OK, "reply": show_clock(ctx.state.booted)})]
     unknown = f"unknown input `{' '.join(words)}'\n"
     return [("cli_inband_reply", {"retval": rv.UNSPECIFIED, "reply": unknown})]
+
+
+def show_clock(booted: float) -> str:
+    """VPP 26.06's `show clock` with one thread: the time since it started, as "%.6f" prints
+    it without the leading zero under a second (".144265"), and the date."""
+    uptime = f"{time.monotonic() - booted:.6f}".removeprefix("0")
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    return (
+        f"Time now {uptime}, {date}\nTime last barrier release 0.000000000\n"
+        f"0: Time now {uptime}\nThread 0 offset 0.000000000 error 0.000000000\n"
+    )
 
 
 # -- interfaces ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -82,6 +83,8 @@ class Emulator:
         self._server: ApiServer | None = None
         self._dispatcher: Dispatcher | None = None
         self._boots = 0
+        # Every boot answers control_ping with pid 1, as a VPP in a container does.
+        self.pid_one = False
         self._running = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -126,7 +129,7 @@ class Emulator:
         sockets.state = state
         # Each boot a new VPP process, as far as clients can tell: its own vpe_pid.
         self._boots += 1
-        vpe_pid = (os.getpid() << 8 | self._boots) & 0xFFFFFFFF
+        vpe_pid = 1 if self.pid_one else (os.getpid() << 8 | self._boots) & 0xFFFFFFFF
         dispatcher = Dispatcher(state, self.codec, self.table, self.faults, self.version, BUILD_DATE, vpe_pid)
         server = ApiServer(self.socket_path, dispatcher.handle, self._client_closed)
         dispatcher.connections = server.connections
@@ -260,6 +263,14 @@ class Emulator:
 
         self.call(add)
         self._publish_stats()
+
+    def up_for(self, seconds: float) -> None:
+        """This VPP has been up `seconds` already (`show clock`), as a long-running one has."""
+
+        def backdate(state: VppState) -> None:
+            state.booted = time.monotonic() - seconds
+
+        self.call(backdate)
 
     def count_error(self, path: str, packets: int) -> None:
         """Adds to `/err/<node>/<reason>`, e.g. `/err/ethernet-input/l3 mac mismatch`."""

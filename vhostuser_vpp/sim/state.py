@@ -196,6 +196,8 @@ class VppState:
     def __init__(self, sockets: VhostSockets | None = None, behaviour: ReleaseBehaviour = AS_26_06) -> None:
         self.sockets: VhostSockets = sockets or NoSockets()
         self.behaviour = behaviour
+        # `show clock`'s "Time now": seconds since this VPP started.
+        self.booted = time.monotonic()
         self.interfaces: dict[int, Interface] = {}
         self._sw_if_pool = IndexPool()
         self._vhost_pool = IndexPool()

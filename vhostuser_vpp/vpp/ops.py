@@ -18,6 +18,8 @@ VPP traps these are built around (see the VPP reference notes):
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -48,6 +50,8 @@ ERR_DUPLICATE_IF_ADDRESS = -127
 VHOST_NAME_PREFIX = "VirtualEthernet"
 LOOPBACK_NAME_PREFIX = "loop"
 _EMPTY_LABEL = {"is_uniform": 0, "label": 0, "ttl": 0, "exp": 0}
+# `show clock`'s first line: "Time now .144265, Thu, 03 Dec 2026 18:11:06 GMT" (seconds since start).
+_TIME_NOW = re.compile(r"^Time now (\d*\.?\d+)", re.MULTILINE)
 
 # Messages every run needs, and those each wiring mode adds; where VPP offers a newer
 # variant it is preferred. `missing_for` checks a VPP against them (ADD and doctor).
@@ -192,8 +196,18 @@ class Vpp:
         return str(self.client.call("cli_inband", cmd=command).reply)
 
     def ping(self) -> int:
-        """VPP's pid: a restarted VPP answers with another."""
+        """VPP's pid: a restarted VPP answers with another, unless it is pid 1 in a container
+        (see `started_at`)."""
         return int(self.client.call("control_ping").vpe_pid)
+
+    def started_at(self) -> float | None:
+        """When this VPP started, by the wall clock (to ~0.1 s): now minus `show clock`'s time
+        since start. It tells a restart where the pid cannot; None where VPP will not say."""
+        try:
+            found = _TIME_NOW.search(self.cli("show clock"))
+        except (VppApiError, VppIncompatible):
+            return None
+        return time.time() - float(found.group(1)) if found else None
 
     def missing_for(
         self, mode: str, create_loopback: bool = False, enable_event_idx: bool = False
