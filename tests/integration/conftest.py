@@ -54,6 +54,18 @@ V6_RANGE = {"subnet": "fd00:56:217::/64", "rangeStart": "fd00:56:217::83", "rang
 TEST_BRIDGE_DOMAINS = [3, 7, 9, 10, 12, 4242]
 
 
+def host_local_reservations(data_dir: Path, network: str) -> dict[str, list[str]]:
+    """host-local's reservations of a network in its dataDir: ip -> [containerID, ifname]."""
+    net_dir = data_dir / network
+    if not net_dir.is_dir():
+        return {}
+    return {
+        p.name: p.read_text().split()
+        for p in net_dir.iterdir()
+        if p.name[0].isdigit() and not p.name.startswith("last_reserved")
+    }
+
+
 def new_container_id() -> str:
     return secrets.token_hex(32)
 
@@ -216,14 +228,7 @@ class Node:
 
     def reservations(self) -> dict[str, str]:
         """host-local's reserved addresses: ip -> 'containerID\\nifname'."""
-        net_dir = self.ipam_dir / NETWORK
-        if not net_dir.is_dir():
-            return {}
-        return {
-            p.name: p.read_text()
-            for p in net_dir.iterdir()
-            if p.name[0].isdigit() and not p.name.startswith("last_reserved")
-        }
+        return {ip: "\n".join(owner) for ip, owner in host_local_reservations(self.ipam_dir, NETWORK).items()}
 
     def files(self) -> set[str]:
         """Everything under cniDir but the node-wide files (locks, get-prefix.sh, the state
@@ -387,19 +392,18 @@ class VppNode:
             pytest.skip("needs the emulator (fault injection, other VPP profiles), not a real VPP")
         return self.emulator
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`vhostuser-vpp ARGS` on this node's VPP and cniDir, JSON out."""
+        node = self.node
+        argv = [VHOSTUSER_VPP, *args, "--api-socket", node.api_socket, "--cni-dir", str(node.cni_dir)]
+        env = {**os.environ, "VHOSTUSER_VPP_NODE_CONFIG": str(node.node_config)}
+        return subprocess.run(
+            [*argv, "-o", "json"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
     def run_restore(self) -> subprocess.CompletedProcess[str]:
-        """`vhostuser-vpp restore` of this node's pods, JSON out."""
-        argv = [
-            VHOSTUSER_VPP,
-            "restore",
-            "--api-socket",
-            self.node.api_socket,
-            "--cni-dir",
-            str(self.node.cni_dir),
-            "-o",
-            "json",
-        ]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        """`vhostuser-vpp restore` of this node's pods."""
+        return self.cli("restore")
 
     def vppctl(self, *args: str) -> str:
         if self.instance is None:

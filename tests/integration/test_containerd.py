@@ -44,7 +44,15 @@ from tests.cri.containerd import (
     Containerd,
     ContainerdUnavailable,
 )
-from tests.integration.conftest import CNI_BIN_DIR, NETWORK, PLUGIN, VHOSTUSER_VPP, VppNode, wait_for
+from tests.integration.conftest import (
+    CNI_BIN_DIR,
+    NETWORK,
+    PLUGIN,
+    VHOSTUSER_VPP,
+    VppNode,
+    host_local_reservations,
+    wait_for,
+)
 
 BRIDGE_NETWORK = "vhucri-bridge"
 BRIDGE_SUBNET = "10.88.214.0/24"
@@ -130,14 +138,7 @@ def containerd(vpp: VppNode, cri_api: CriApi, containerd_runs: None) -> Iterator
 def _bridge_reservations(runtime: Containerd, network: str = BRIDGE_NETWORK) -> dict[str, list[str]]:
     """A bridge's host-local reservations (eth0's, or the chained network's): ip -> [sandbox
     ID, ifname]."""
-    net_dir = runtime.bridge_ipam_dir / network
-    if not net_dir.is_dir():
-        return {}
-    return {
-        p.name: p.read_text().split()
-        for p in net_dir.iterdir()
-        if p.name[0].isdigit() and not p.name.startswith("last_reserved")
-    }
+    return host_local_reservations(runtime.bridge_ipam_dir, network)
 
 
 def _cni_args(call: dict[str, Any]) -> dict[str, str]:

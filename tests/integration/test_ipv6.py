@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CNI_BIN_DIR, VHOSTUSER_VPP, Node, VppNode, new_container_id
+from tests.integration.conftest import CNI_BIN_DIR, Node, VppNode, new_container_id
 from vhostuser_vpp.cni.versions import SUPPORTED_VERSIONS
 
 V4_GATEWAY, V6_GATEWAY = "10.56.217.1", "fd00:56:217::1"
@@ -215,21 +214,9 @@ def test_the_tool_backend_refuses_ipv6_an_unknown_ipam_gave(node: Node, tmp_path
 
 
 def cli(vpp: VppNode, *args: str) -> dict[str, Any]:
-    node = vpp.node
-    argv = [
-        VHOSTUSER_VPP,
-        *args,
-        "--api-socket",
-        node.api_socket,
-        "--cni-dir",
-        str(node.cni_dir),
-        "-o",
-        "json",
-    ]
-    env = {**os.environ, "VHOSTUSER_VPP_NODE_CONFIG": str(node.node_config)}
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    doc: dict[str, Any] = json.loads(proc.stdout)
+    run = vpp.cli(*args)
+    assert run.returncode == 0, run.stdout + run.stderr
+    doc: dict[str, Any] = json.loads(run.stdout)
     return doc
 
 

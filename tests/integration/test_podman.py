@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CNI_BIN_DIR, NETWORK, VppNode
+from tests.integration.conftest import CNI_BIN_DIR, NETWORK, VppNode, host_local_reservations
 
 RUNC = "/usr/sbin/runc"
 BUSYBOX = "/bin/busybox"
@@ -260,18 +260,6 @@ def _interfaces_in_container(podman: Podman, container: str) -> set[str]:
     return {line.split(":", 1)[0].strip() for line in lines}
 
 
-def _reservations(data_dir: Path, network: str) -> dict[str, list[str]]:
-    """host-local's reservations: ip -> [containerID, ifname]."""
-    net_dir = data_dir / network
-    if not net_dir.is_dir():
-        return {}
-    return {
-        p.name: p.read_text().split()
-        for p in net_dir.iterdir()
-        if p.name[0].isdigit() and not p.name.startswith("last_reserved")
-    }
-
-
 def test_podman_runs_and_removes_a_container_with_a_vhostuser_network(podman: Podman, vpp: VppNode) -> None:
     node, probe = vpp.node, vpp.probe
     cni_dir = str(node.cni_dir)
@@ -330,8 +318,8 @@ def test_podman_runs_and_removes_a_container_with_a_vhostuser_network(podman: Po
         assert record["ifname"] == ifname
         assert record["vhostname"] == iface.interface_name
 
-        assert _reservations(node.ipam_dir, NETWORK) == {"10.56.217.131": [cid, ifname]}
-        [(bridge_ip, owner)] = _reservations(podman.bridge_ipam_dir, BRIDGE_NETWORK).items()
+        assert host_local_reservations(node.ipam_dir, NETWORK) == {"10.56.217.131": [cid, ifname]}
+        [(bridge_ip, owner)] = host_local_reservations(podman.bridge_ipam_dir, BRIDGE_NETWORK).items()
         assert bridge_ip.startswith("10.88.213.") and owner == [cid, bridge_ifname]
         inspected = json.loads(podman.ok("inspect", "--format", "{{json .NetworkSettings.Networks}}", name))
         assert set(inspected) == {BRIDGE_NETWORK, NETWORK}
@@ -353,5 +341,5 @@ def test_podman_runs_and_removes_a_container_with_a_vhostuser_network(podman: Po
     assert probe.state(cni_dir) == (set(), {}, {})
     assert node.files() == set()
     assert node.reservations() == {}
-    assert _reservations(podman.bridge_ipam_dir, BRIDGE_NETWORK) == {}
+    assert host_local_reservations(podman.bridge_ipam_dir, BRIDGE_NETWORK) == {}
     assert podman.libcni_cache(cid) == {}

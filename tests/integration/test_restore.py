@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 
-from tests.integration.conftest import VHOSTUSER_VPP, VppNode, new_container_id
+from tests.integration.conftest import VppNode, new_container_id
 
 
 def test_restore_after_a_vpp_restart_brings_back_ports_as_they_were(vpp: VppNode) -> None:
@@ -65,17 +64,7 @@ def test_gc_after_a_vpp_restart_keeps_the_records_restore_needs(vpp: VppNode) ->
     cid = new_container_id()
     node.run("ADD", node.vpp_config(), cid).assert_ok()
     vpp.restart()
-    argv = [
-        VHOSTUSER_VPP,
-        "gc",
-        "--api-socket",
-        node.api_socket,
-        "--cni-dir",
-        str(node.cni_dir),
-        "-o",
-        "json",
-    ]
-    gc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    gc = vpp.cli("gc")
     assert gc.returncode == 0, gc.stderr
     doc = json.loads(gc.stdout)
     assert doc["actions"] == []
