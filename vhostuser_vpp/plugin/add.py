@@ -143,10 +143,7 @@ def _add_with_backend(
         undo.callback(_undo, "release the IPAM address", inv.ipam.delete)
         pod_ips = addresses.pod_addresses(ipam_result, inv.conf.ipam.type)
         if backend.name == BACKEND_TOOL:
-            ipv6 = [ip.address for ip in pod_ips if ip.ip_version == 6]
-            if ipv6:
-                raise addresses.ipv6_on_tool(f"{inv.conf.ipam.type} gave {', '.join(ipv6)}")
-            pod_ips = [ip for ip in pod_ips if ip.ip_version == 4][:1]
+            pod_ips = addresses.for_tool(pod_ips, inv.conf.ipam.type)
         pod_mac = inv.conf.runtime_config.mac or random_mac()
 
         try:

@@ -62,8 +62,16 @@ def recorded_wiring(record: PortRecord) -> Wiring:
     return Wiring(pod_ips=record.pod_ips, pod_mac=record.ifmac, gateway_cidrs=gateways)
 
 
+def for_tool(ips: Sequence[IPConfig], ipam_type: str) -> list[IPConfig]:
+    """The one address the tool wires: the first IPv4, as the original plugin did."""
+    ipv6 = [ip.address for ip in ips if ip.ip_version == 6]
+    if ipv6:
+        raise ipv6_on_tool(f"{ipam_type} gave {', '.join(ipv6)}")
+    return [ip for ip in ips if ip.ip_version == 4][:1]
+
+
 def ipv6_on_tool(why: str) -> CniError:
-    """The tool wires the first IPv4 address, as the original plugin did; IPv6 it cannot."""
+    """IPv6 the tool's protocol cannot carry: code 2, as for a `vhost` setting it cannot."""
     return CniError(
         CniCode.UNSUPPORTED_FIELD,
         "the vhost_tool backend cannot wire IPv6 addresses",
