@@ -436,9 +436,9 @@ class Vpp:
         families = (False, True) if ip6 is None else (ip6,)
         found = [
             n
-            for family in families
+            for v6 in families
             for n in self.client.dump(
-                "ip_neighbor_dump", sw_if_index=index, af=ADDRESS_FAMILY_IP6 if family else ADDRESS_FAMILY_IP4
+                "ip_neighbor_dump", sw_if_index=index, af=ADDRESS_FAMILY_IP6 if v6 else ADDRESS_FAMILY_IP4
             )
         ]
         return [
