@@ -14,10 +14,8 @@ own), runc failed every sandbox here: "unable to start container process: can't 
 final child's PID from pipe: EOF".
 
 `bin_dir` holds the reference plugins the networks use (links into the system's CNI
-dir) and, as a runtime finds a plugin, an executable named after its type: a launcher
-that appends what it was asked (`CNI_*`, the config's cniVersion and prevResult) to
-`cni-calls.jsonl`, the record of what containerd calls, then executes the plugin under
-test with the same environment and config.
+dir) and tests/cni_calls.py's recording launcher for the plugin under test, so
+`cni-calls.jsonl` is the record of what containerd calls.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +39,7 @@ from typing import Any
 
 import grpc
 
+from tests.cni_calls import read_calls, write_launcher
 from tests.cri.client import CriApi, CriClient, Pod
 
 CONTAINERD = "containerd"
@@ -66,7 +64,6 @@ DISABLED_PLUGINS = [
     "io.containerd.snapshotter.v1.devmapper",
     "io.containerd.snapshotter.v1.zfs",
 ]
-CALL_KEYS = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS")
 
 
 class ContainerdUnavailable(Exception):
@@ -200,25 +197,7 @@ class Containerd:
             (self.base / name).mkdir()
         for name in ("bridge", "host-local", "loopback"):
             (self.bin_dir / name).symlink_to(Path(reference_plugins, name))
-        # The config is re-fed through a pipe: it is a few KiB, well within a pipe's buffer.
-        launcher = self.bin_dir / "vhostuser"
-        launcher.write_text(
-            f"#!{sys.executable}\n"
-            "import json, os, sys\n"
-            "data = sys.stdin.buffer.read()\n"
-            "conf = json.loads(data)\n"
-            f"call = {{k: os.environ.get(k, '') for k in {CALL_KEYS!r}}}\n"
-            "call.update(cniVersion=conf.get('cniVersion'), prevResult=conf.get('prevResult'))\n"
-            f"fd = os.open({str(self.calls_file)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)\n"
-            "os.write(fd, (json.dumps(call) + '\\n').encode())\n"
-            "os.close(fd)\n"
-            "read, write = os.pipe()\n"
-            "os.write(write, data)\n"
-            "os.close(write)\n"
-            "os.dup2(read, 0)\n"
-            f"os.execv({plugin!r}, [{plugin!r}])\n"
-        )
-        launcher.chmod(0o755)
+        write_launcher(self.bin_dir / "vhostuser", self.calls_file, plugin)
         write_sandbox_image(self.base / "pause.tar")
         cri = '[plugins."io.containerd.grpc.v1.cri"'
         (self.base / "config.toml").write_text(
@@ -322,9 +301,7 @@ class Containerd:
 
     def calls(self) -> list[dict[str, Any]]:
         """What containerd asked the plugin under test, in order."""
-        if not self.calls_file.exists():
-            return []
-        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
+        return read_calls(self.calls_file)
 
     def libcni_cache(self, sandbox_id: str) -> set[str]:
         """libcni's cached results of a sandbox's attachments (<network>-<id>-<ifname>)."""

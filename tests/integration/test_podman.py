@@ -28,7 +28,6 @@ import select
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +36,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import CNI_BIN_DIR, NETWORK, VppNode, host_local_reservations
+from tests.cni_calls import read_calls, write_launcher
+from tests.integration.conftest import CNI_BIN_DIR, DIRECT_PLUGIN, NETWORK, VppNode, host_local_reservations
 
 RUNC = "/usr/sbin/runc"
 BUSYBOX = "/bin/busybox"
@@ -101,6 +101,10 @@ class Podman:
     def bridge_ipam_dir(self) -> Path:
         return self.base / "bridge-ipam"
 
+    @property
+    def calls_file(self) -> Path:
+        return self.base / "cni-calls.jsonl"
+
     def set_up(self) -> None:
         for name in ("root", "runroot", "tmp", "home", "net", "bin", "bridge-ipam"):
             (self.base / name).mkdir()
@@ -109,12 +113,9 @@ class Podman:
         shutil.copy2(BUSYBOX, self.rootfs / "bin" / "busybox")
         for applet in ("sh", "sleep", "cat", "true"):
             (self.rootfs / "bin" / applet).symlink_to("busybox")
-        # The plugin as a runtime finds it: an executable named after its type in a CNI dir.
-        launcher = self.plugin_dir / "vhostuser"
-        launcher.write_text(
-            f"#!{sys.executable}\nimport sys\nfrom vhostuser_vpp.plugin.main import main\nsys.exit(main())\n"
-        )
-        launcher.chmod(0o755)
+        # The plugin as a runtime finds it (an executable named after its type in a CNI
+        # dir), recording each call.
+        write_launcher(self.plugin_dir / "vhostuser", self.calls_file, DIRECT_PLUGIN)
         self.configure({})
         # No address on the bridge (isGateway false), so no host route and no clash
         # with whatever else uses 10.88/16 on this machine.
@@ -274,6 +275,7 @@ def test_podman_runs_and_removes_a_container_with_a_vhostuser_network(podman: Po
     assert probe.state(cni_dir) == (set(), {}, {})
     assert node.snapshot() == (set(), {}, {})
 
+    calls_before = len(read_calls(podman.calls_file))
     name = f"vhu-{secrets.token_hex(4)}"
     network_arg = f"{BRIDGE_NETWORK},{NETWORK}"
     run = podman(
@@ -338,6 +340,15 @@ def test_podman_runs_and_removes_a_container_with_a_vhostuser_network(podman: Po
     assert "error" not in removed.stderr.lower(), removed.stderr
 
     assert podman.ok("ps", "--all", "--quiet") == ""
+    # What podman 4.3 asked: VERSION (libcni checks the plugin's versions before each ADD
+    # and DEL), one ADD, one DEL in the container's netns with the cached result, no CHECK.
+    calls = read_calls(podman.calls_file)[calls_before:]
+    commands = [c["CNI_COMMAND"] for c in calls]
+    assert [c for c in commands if c != "VERSION"] == ["ADD", "DEL"], commands
+    assert commands.index("VERSION") < commands.index("ADD")
+    add, delete = (c for c in calls if c["CNI_COMMAND"] != "VERSION")
+    assert (add["CNI_CONTAINERID"], add["CNI_IFNAME"], add["prevResult"]) == (cid, ifname, None)
+    assert (delete["CNI_NETNS"], delete["prevResult"]) == (add["CNI_NETNS"], result)
     assert probe.state(cni_dir) == (set(), {}, {})
     assert node.files() == set()
     assert node.reservations() == {}
