@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vhostuser_vpp.addressing import family
 from vhostuser_vpp.store.attachment import Attachment
 from vhostuser_vpp.store.records import PHASE_PENDING, PortRecord
 from vhostuser_vpp.store.scan import iter_records
@@ -66,7 +65,6 @@ def load_records(cni_dir: str) -> list[LocalRecord]:
     found = []
     for entry in iter_records(cni_dir):
         attachment = Attachment(cni_dir, entry.container_id, entry.ifname)
-        families = sorted({family(ip) for ip in entry.record.pod_ips})
         found.append(
             LocalRecord(
                 container_id=entry.container_id,
@@ -74,7 +72,8 @@ def load_records(cni_dir: str) -> list[LocalRecord]:
                 record=entry.record,
                 record_path=attachment.state_path,
                 ip_conf_paths=tuple(
-                    os.path.join(attachment.container_dir, attachment.ip_conf_name(v)) for v in families
+                    os.path.join(attachment.container_dir, name)
+                    for name in attachment.ip_conf_names_of(entry.record)
                 ),
                 socket_path=attachment.socket_path,
                 socket_present=is_socket(attachment.socket_path),

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vhostuser_vpp.addressing import family
 from vhostuser_vpp.backends.base import Wiring
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.cni.results import IPConfig, Result
@@ -101,6 +102,6 @@ def _is_ipv6_network(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
-        return ipaddress.ip_interface(value).version == 6
+        return family(value) == 6
     except ValueError:
         return False

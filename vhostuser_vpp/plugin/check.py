@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from vhostuser_vpp import hostnet
-from vhostuser_vpp.addressing import family, host_prefix
+from vhostuser_vpp.addressing import host_prefix
 from vhostuser_vpp.backends.base import BackendError
 from vhostuser_vpp.cni.env import CmdArgs
 from vhostuser_vpp.cni.errors import CniCode, CniError
@@ -60,8 +60,7 @@ def _read_ready_record(attachment: Attachment) -> PortRecord:
 
 def _check_files(attachment: Attachment, record: PortRecord) -> None:
     # In client mode the pod's app makes the socket, perhaps only after CHECK.
-    versions = {family(ip) for ip in record.pod_ips}
-    names = [attachment.ip_conf_name(v) for v in sorted(versions)]
+    names = list(attachment.ip_conf_names_of(record))
     if record.socket_mode == "server":
         names.append(attachment.socket_name)
     for name in names:

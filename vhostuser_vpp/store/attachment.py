@@ -26,6 +26,7 @@ import stat
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from vhostuser_vpp.addressing import family
 from vhostuser_vpp.store import atomic
 from vhostuser_vpp.store.records import PHASE_READY, UNCONFIRMED_SCHEMA, IpConf, PortRecord
 from vhostuser_vpp.tags import CONTAINER_ID_PREFIX_LEN, ownership_tag
@@ -100,6 +101,10 @@ class Attachment(NamedTuple):
 
     def ip_conf_names(self) -> tuple[str, str]:
         return (self.ip_conf_name(4), self.ip_conf_name(6))
+
+    def ip_conf_names_of(self, record: PortRecord) -> tuple[str, ...]:
+        """The address files ADD wrote for the record's addresses: one per family they have."""
+        return tuple(self.ip_conf_name(v) for v in sorted({family(ip) for ip in record.pod_ips}))
 
     @contextlib.contextmanager
     def open_dir(self, create: bool, mode: int = 0o700) -> Iterator[int | None]:
