@@ -1,7 +1,9 @@
 """The `vhostuser` executable a runtime runs: hands the request to the node agent, or serves it.
 
 Started as `python3 -IS` (no `site`, no environment-driven imports) and importing nothing
-beyond the interpreter's built-in modules, it costs a tenth of the plugin's cold start;
+beyond the interpreter's built-in modules, it costs a tenth of the plugin's cold start.
+Not even `os`: frozen into the interpreter, it still costs ~1 ms to run (with
+`_collections_abc`), a tenth of the shim's time; `posix` underlies it and is built in.
 `install` starts it with the distribution's python3 where there is one (no venv to set up,
 an optimised build: 3 ms less than the venv's interpreter here, docs/benchmarks.md).
 It reads the runtime's stdin, sends it with the environment to the agent's root-only
@@ -22,7 +24,7 @@ The socket must be held by root (or by this user): the shim talks to no other pe
 """
 
 import _socket
-import os
+import posix
 import sys
 
 from vhostuser_vpp.agent import wire
@@ -42,7 +44,7 @@ PLUGIN_CODE = "import sys; sys.argv[0] = sys.argv.pop(1); from vhostuser_vpp.plu
 
 
 def main(agent_socket: str, plugin_python: str) -> None:
-    command = os.environb.get(b"CNI_COMMAND", b"")
+    command = posix.environ.get(b"CNI_COMMAND", b"")
     # VERSION is served by the plugin, always: it is how `vhostuser-vpp install` checks
     # that the shim can serve by itself. A run without a command is someone at a terminal.
     if not (agent_socket and command and command != b"VERSION"):
@@ -54,12 +56,12 @@ def main(agent_socket: str, plugin_python: str) -> None:
     code, stdout, stderr = answer
     _write_all(1, stdout)
     _write_all(2, stderr)
-    os._exit(code)
+    posix._exit(code)
 
 
 def ask_agent(path: str, stdin: bytes) -> tuple[int, bytes, bytes] | None:
     """The agent's (exit code, stdout, stderr), or None when the shim must serve."""
-    environ = [key + b"=" + value for key, value in os.environb.items()]
+    environ = [key + b"=" + value for key, value in posix.environ.items()]
     conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         conn.settimeout(CONNECT_TIMEOUT_S)
@@ -67,8 +69,7 @@ def ask_agent(path: str, stdin: bytes) -> tuple[int, bytes, bytes] | None:
         if not _held_by_root(conn):
             return None
         conn.settimeout(ACCEPT_TIMEOUT_S)
-        executable = os.fsencode(os.path.abspath(sys.argv[0]))
-        conn.sendall(wire.encode_request(environ, stdin, executable))
+        conn.sendall(wire.encode_request(environ, stdin, _own_path()))
         if wire.read_line(conn) != wire.ACCEPTED:
             return None
         conn.settimeout(ANSWER_TIMEOUT_S)
@@ -79,29 +80,36 @@ def ask_agent(path: str, stdin: bytes) -> tuple[int, bytes, bytes] | None:
         conn.close()
 
 
+def _own_path() -> bytes:
+    """The file the runtime ran, absolute (the agent compares it with IPAM's plugin, which
+    must not be this plugin again); runtimes run it by an absolute path already."""
+    path = sys.argv[0].encode(sys.getfilesystemencoding(), "surrogateescape")
+    return path if path.startswith(b"/") else posix.getcwdb() + b"/" + path
+
+
 def _held_by_root(conn: _socket.socket) -> bool:
     creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     uid = int.from_bytes(creds[4:8], sys.byteorder)
-    return uid in (0, os.geteuid())
+    return uid in (0, posix.geteuid())
 
 
 def run_plugin(python: str, stdin: bytes | None) -> "NoReturn":
     """Replaces this process with the plugin run directly. `stdin`: what the shim read of
     the runtime's stdin, given back whole on fd 0 (None: not read, left as it is)."""
     if stdin is not None:
-        fd = os.memfd_create("cni-stdin")
+        fd = posix.memfd_create("cni-stdin")
         _write_all(fd, stdin)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.dup2(fd, 0)
-        os.close(fd)
-    os.execv(python, [python, "-I", "-c", PLUGIN_CODE, sys.argv[0]])  # noqa: S606 (argv, no shell)
+        posix.lseek(fd, 0, 0)  # SEEK_SET
+        posix.dup2(fd, 0)
+        posix.close(fd)
+    posix.execv(python, [python, "-I", "-c", PLUGIN_CODE, sys.argv[0]])  # argv, no shell
 
 
 def _read_all(fd: int) -> bytes:
     parts = []
     while True:
         try:
-            chunk = os.read(fd, 1 << 16)
+            chunk = posix.read(fd, 1 << 16)
         except OSError:  # no stdin at all (closed fd)
             break
         if not chunk:
@@ -113,4 +121,4 @@ def _read_all(fd: int) -> bytes:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        view = view[posix.write(fd, view) :]
