@@ -387,7 +387,7 @@ def test_a_stopping_agent_finishes_what_it_accepted_and_takes_no_more(vpp: VppNo
 
 def test_after_a_vpp_restart_the_agent_connects_again(vpp: VppNode, shim: ShimAgent) -> None:
     """The connection the agent kept from the first ADD is dead once VPP restarts: the
-    next request gets a new one (checked with a control_ping when lent), not an error."""
+    next request gets a new one (a lent connection is checked for a closed end), not an error."""
     node = vpp.node
     first, second = new_container_id(), new_container_id()
     node.run("ADD", node.vpp_config(), first, plugin=shim.plugin).assert_ok()

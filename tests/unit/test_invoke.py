@@ -6,6 +6,7 @@ got (command, environment, stdin) to a log file, then answers as told.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -113,6 +114,13 @@ def delegate(fake: FakePlugin, config: dict[str, Any], timeout_s: float = 30.0) 
     )
 
 
+def added(plugin: DelegatedPlugin) -> Result:
+    """IPAM's ADD as the plugin runs it, alongside an (here empty) block of its own work."""
+    with plugin.adding() as allocation:
+        pass
+    return allocation.result
+
+
 def child_env(call: dict[str, Any]) -> dict[str, str]:
     # The interpreter may add LC_CTYPE (PEP 538); everything else came from us.
     return {k: v for k, v in call["env"].items() if k != "LC_CTYPE"}
@@ -125,7 +133,7 @@ def test_add_passes_config_and_environment(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path)
     config = netconf("1.0.0")
     plugin = delegate(fake, config)
-    result = plugin.add()
+    result = added(plugin)
     assert result.cni_version == "1.0.0"
     assert result.ips == [IPConfig(address="10.56.217.132/24", gateway="10.56.217.1")]
     assert result.routes == [{"dst": "0.0.0.0/0"}]
@@ -139,7 +147,7 @@ def test_add_passes_config_and_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0"])
 def test_add_reads_legacy_results(tmp_path: Path, version: str) -> None:
     fake = FakePlugin(tmp_path)
-    result = delegate(fake, netconf(version)).add()
+    result = added(delegate(fake, netconf(version)))
     assert result.cni_version == version
     assert [ip.address for ip in result.ips] == ["10.56.217.132/24"]
     assert fake.stdins()[0]["cniVersion"] == version
@@ -221,7 +229,7 @@ def test_add_at_1_1_0_is_redelegated_at_1_0_0(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, supported=DEBIAN_VERSIONS)
     config = netconf("1.1.0")
     plugin = delegate(fake, config)
-    result = plugin.add()
+    result = added(plugin)
     assert result.cni_version == "1.0.0"
     assert [ip.address for ip in result.ips] == ["10.56.217.132/24"]
     assert fake.commands() == ["ADD", "VERSION", "ADD"]
@@ -269,7 +277,7 @@ def test_del_with_overrides_is_redelegated_with_the_same_overrides(tmp_path: Pat
 def test_incompatible_without_a_common_version_keeps_the_error(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, supported=["0.1.0", "0.2.0"])
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf("1.1.0")).add()
+        added(delegate(fake, netconf("1.1.0")))
     assert info.value.code == 1
     assert "incompatible CNI versions" in info.value.msg
     assert '"1.1.0"' in info.value.details
@@ -279,14 +287,14 @@ def test_incompatible_without_a_common_version_keeps_the_error(tmp_path: Path) -
 def test_incompatible_at_a_version_it_claims_is_not_retried(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, mode="incompatible")
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf("1.1.0")).add()
+        added(delegate(fake, netconf("1.1.0")))
     assert info.value.code == 1
     assert fake.commands() == ["ADD", "VERSION"]
 
 
 def test_redelegation_never_goes_above_the_config_version(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, supported=["0.3.1", "1.0.0"])
-    result = delegate(fake, netconf("0.4.0")).add()
+    result = added(delegate(fake, netconf("0.4.0")))
     assert result.cni_version == "0.3.1"
     assert [s["cniVersion"] for s in fake.stdins()] == ["0.4.0", "1.1.0", "0.3.1"]
 
@@ -298,7 +306,7 @@ def test_error_json_without_cni_version_keeps_its_code(tmp_path: Path) -> None:
     error = {"code": 18, "msg": "no IP addresses available in range set", "details": "10.56.217.131-190"}
     fake = FakePlugin(tmp_path, mode="error", error=error)
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf("1.1.0")).add()
+        added(delegate(fake, netconf("1.1.0")))
     assert info.value.code == 18
     assert "no IP addresses available in range set" in info.value.msg
     assert "host-local" in info.value.msg
@@ -317,7 +325,7 @@ def test_exit_1_with_garbage_is_999_quoting_stderr(tmp_path: Path) -> None:
     stderr = "host-local: open /var/lib/cni/networks/x: permission denied"
     fake = FakePlugin(tmp_path, mode="garbage", stderr=stderr + "\n", exit=1)
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf()).add()
+        added(delegate(fake, netconf()))
     assert info.value.code == 999
     assert "exit code 1" in info.value.msg
     assert info.value.details == stderr
@@ -326,7 +334,7 @@ def test_exit_1_with_garbage_is_999_quoting_stderr(tmp_path: Path) -> None:
 def test_exit_2_with_garbage_and_no_stderr_quotes_stdout(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, mode="garbage", stdout="panic: runtime error", stderr="", exit=2)
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf()).add()
+        added(delegate(fake, netconf()))
     assert info.value.code == 999
     assert "exit code 2" in info.value.msg
     assert info.value.details == "panic: runtime error"
@@ -335,14 +343,14 @@ def test_exit_2_with_garbage_and_no_stderr_quotes_stdout(tmp_path: Path) -> None
 def test_long_stderr_is_cut(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, mode="garbage", stderr="e" * 10_000, exit=1)
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf()).add()
+        added(delegate(fake, netconf()))
     assert info.value.details == "e" * 2000
 
 
 def test_success_with_garbage_is_code_6(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, mode="garbage", stdout="not json", exit=0)
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf()).add()
+        added(delegate(fake, netconf()))
     assert info.value.code == 6
     assert info.value.details == "not json"
 
@@ -350,7 +358,7 @@ def test_success_with_garbage_is_code_6(tmp_path: Path) -> None:
 def test_success_with_a_bad_result_is_code_6_naming_the_plugin(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, mode="garbage", stdout='{"cniVersion": "1.0.0", "ips": 5}', exit=0)
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf()).add()
+        added(delegate(fake, netconf()))
     assert info.value.code == 6
     assert "'host-local'" in info.value.msg
 
@@ -358,14 +366,14 @@ def test_success_with_a_bad_result_is_code_6_naming_the_plugin(tmp_path: Path) -
 def test_success_with_no_output_on_add_is_code_6(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, mode="garbage", stdout="", exit=0)
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf()).add()
+        added(delegate(fake, netconf()))
     assert info.value.code == 6
 
 
 def test_hanging_plugin_is_code_11(tmp_path: Path) -> None:
     fake = FakePlugin(tmp_path, mode="hang")
     with pytest.raises(CniError) as info:
-        delegate(fake, netconf(), timeout_s=0.5).add()
+        added(delegate(fake, netconf(), timeout_s=0.5))
     assert info.value.code == 11
     assert "timed out" in info.value.msg
     assert "0.5s" in info.value.details
@@ -380,7 +388,7 @@ def test_a_hanging_plugin_is_killed_with_the_children_it_started(tmp_path: Path)
     hanging.chmod(0o755)
     plugin = DelegatedPlugin("host-local", netconf(), {}, (str(bin_dir),), timeout_s=0.5)
     with pytest.raises(CniError) as info:
-        plugin.add()
+        added(plugin)
     assert info.value.code == 11
     helper = int(pid_file.read_text())
     # SIGKILL is sent to the whole group; the helper, not our child, dies on its own time.
@@ -407,9 +415,87 @@ def test_plugin_that_cannot_be_executed_is_code_5(tmp_path: Path) -> None:
     broken.chmod(0o755)
     plugin = DelegatedPlugin("host-local", netconf(), {}, (str(bin_dir),))
     with pytest.raises(CniError) as info:
-        plugin.add()
+        added(plugin)
     assert info.value.code == 5
     assert str(broken) in info.value.details
+
+
+# --- ADD alongside the caller's work (DelegatedPlugin.adding) ---------------------------------
+
+
+def test_the_plugin_runs_while_the_block_does(tmp_path: Path) -> None:
+    """Started before the block: its call is logged while the block still runs."""
+    fake = FakePlugin(tmp_path)
+    deadline = time.monotonic() + 10
+    with delegate(fake, netconf()).adding() as allocation:
+        while fake.commands() != ["ADD"] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert fake.commands() == ["ADD"]
+    assert allocation.result.ips[0].address == "10.56.217.132/24"
+
+
+def test_a_block_that_fails_has_the_address_released(tmp_path: Path) -> None:
+    fake = FakePlugin(tmp_path)
+    allocation = delegate(fake, netconf()).adding()
+    with pytest.raises(RuntimeError, match="the port"), allocation:
+        raise RuntimeError("the port could not be made")
+    allocation.release()
+    assert fake.commands() == ["ADD", "DEL"]
+
+
+def test_the_plugins_error_ends_the_block_and_nothing_is_released(tmp_path: Path) -> None:
+    fake = FakePlugin(tmp_path, mode="error", error={"code": 11, "msg": "no IP addresses available"})
+    allocation = delegate(fake, netconf()).adding()
+    done = []
+    with pytest.raises(CniError) as info, allocation:
+        done.append("the block's work")
+    assert info.value.code == 11 and done == ["the block's work"]
+    allocation.release()
+    assert fake.commands() == ["ADD"]
+
+
+def test_the_blocks_error_wins_over_the_plugins(tmp_path: Path) -> None:
+    fake = FakePlugin(tmp_path, mode="error", error={"code": 11, "msg": "no IP addresses available"})
+    allocation = delegate(fake, netconf()).adding()
+    with pytest.raises(RuntimeError), allocation:
+        raise RuntimeError("the record could not be written")
+    allocation.release()
+    assert fake.commands() == ["ADD"]
+
+
+def test_a_config_larger_than_a_pipe_reaches_the_plugin_whole(tmp_path: Path) -> None:
+    """The pipe takes 64 KiB at once: the rest is written as the plugin reads."""
+    fake = FakePlugin(tmp_path)
+    config = netconf() | {"padding": "x" * (1 << 20)}
+    added(delegate(fake, config))
+    assert fake.stdins()[0]["padding"] == config["padding"]
+
+
+def test_without_pidfd_open_the_exit_is_waited_for_all_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel or seccomp profile without pidfd_open: Popen's own wait serves."""
+
+    def refused(pid: int, flags: int = 0) -> int:
+        raise OSError(errno.ENOSYS, "pidfd_open")
+
+    monkeypatch.setattr(os, "pidfd_open", refused)
+    fake = FakePlugin(tmp_path)
+    assert added(delegate(fake, netconf())).ips[0].address == "10.56.217.132/24"
+
+
+def test_a_plugin_that_closes_its_output_but_does_not_exit_is_killed(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    lingering = bin_dir / "host-local"
+    lingering.write_text(f"#!{sys.executable}\nimport os, time\nos.close(1)\nos.close(2)\ntime.sleep(600)\n")
+    lingering.chmod(0o755)
+    plugin = DelegatedPlugin("host-local", netconf(), {}, (str(bin_dir),), timeout_s=0.5)
+    began = time.monotonic()
+    with pytest.raises(CniError) as info:
+        added(plugin)
+    assert info.value.code == 11
+    assert time.monotonic() - began < 10
 
 
 # --- find_plugin -------------------------------------------------------------------------------
@@ -467,7 +553,7 @@ def test_plugin_type_with_slash_is_rejected_before_running(tmp_path: Path) -> No
     fake = FakePlugin(tmp_path)
     plugin = DelegatedPlugin("../bin/host-local", netconf(), environ(fake), (str(fake.bin_dir / "x"),))
     with pytest.raises(CniError) as info:
-        plugin.add()
+        added(plugin)
     assert info.value.code == 7
     assert fake.calls() == []
 
@@ -475,5 +561,5 @@ def test_plugin_type_with_slash_is_rejected_before_running(tmp_path: Path) -> No
 def test_missing_plugin_on_add_is_code_7(tmp_path: Path) -> None:
     plugin = DelegatedPlugin("host-local", netconf(), {}, (str(tmp_path),))
     with pytest.raises(CniError) as info:
-        plugin.add()
+        added(plugin)
     assert info.value.code == 7

@@ -1,6 +1,7 @@
 """ADD: an address from IPAM, a vhost-user port in VPP wired to it, and the pod's files.
 
-All or nothing. A pending record is written before the first side effect, so
+All or nothing. A pending record is in place before VPP makes anything (IPAM runs
+meanwhile: its address is released by container and interface, record or not), so
 that even a plugin killed mid-ADD leaves enough for DEL or GC to clean up;
 each step registers its undo right after it succeeds, and any failure unwinds
 them in reverse order before the error is returned.
@@ -13,9 +14,9 @@ import logging
 import os
 from collections.abc import Callable
 
-from vhostuser_vpp import hostnet
+from vhostuser_vpp import hostnet, overlap
 from vhostuser_vpp.addressing import host_prefix
-from vhostuser_vpp.backends.base import BackendError, PortBackend, PortRef, PortSpec
+from vhostuser_vpp.backends.base import BackendError, Port, PortBackend, PortRef, PortSpec, Wiring
 from vhostuser_vpp.cni.env import CmdArgs, kubernetes_pod
 from vhostuser_vpp.cni.errors import CniCode, CniError
 from vhostuser_vpp.cni.results import Interface, IPConfig, Result
@@ -136,31 +137,29 @@ def _add_with_backend(
             tag=ownership_tag(attachment.container_id, attachment.ifname),
             pod=kubernetes_pod(inv.args.args),
         )
-        attachment.write_record(dir_fd, record)
+        # IPAM runs while the record is written and VPP makes the port. The record is in
+        # place before the port exists: a plugin killed from then on leaves DEL and GC the
+        # port's tag and socket. The address needs no record: DEL releases it by container
+        # and interface, record or not. A tool wires one IPv4 address, so IPAM's answer
+        # decides first whether it may run at all. Undone in reverse: the port, the
+        # address, the files.
+        spec = PortSpec(socket_path=attachment.socket_path, tag=record.tag, is_server=vpp_is_server)
         undo.callback(_undo, "remove the attachment's files", attachment.remove_files, dir_fd)
-
-        ipam_result = inv.ipam.add()
-        undo.callback(_undo, "release the IPAM address", inv.ipam.delete)
-        pod_ips = addresses.pod_addresses(ipam_result, inv.conf.ipam.type)
+        allocation = inv.ipam.adding()
+        undo.callback(_undo, "release the IPAM address", allocation.release)
+        made = _MadePort(backend, spec)
+        undo.callback(_undo, "delete the VPP interface", made.delete)
+        with allocation:
+            attachment.write_record(dir_fd, record, sync_dir=False)
+            if backend.name != BACKEND_TOOL:
+                made.make()
+        pod_ips = addresses.pod_addresses(allocation.result, inv.conf.ipam.type)
         if backend.name == BACKEND_TOOL:
             pod_ips = addresses.for_tool(pod_ips, inv.conf.ipam.type)
+        port = made.port or made.make()
         pod_mac = inv.conf.runtime_config.mac or random_mac()
-
-        try:
-            port = backend.create_port(
-                PortSpec(socket_path=attachment.socket_path, tag=record.tag, is_server=vpp_is_server)
-            )
-        except BackendError as err:
-            raise errors.from_backend(err, "creating the vhost-user port") from err
         wiring = addresses.wiring(pod_ips, pod_mac)
-        ref = PortRef(
-            name=port.name,
-            socket_path=attachment.socket_path,
-            tag=record.tag,
-            wiring=wiring,
-            handle=port.handle,
-        )
-        undo.callback(_undo, f"delete VPP interface {port.name}", backend.delete_port, ref)
+        made.wiring = wiring
         # Still pending, but now naming the port and the pod's address: a plugin killed
         # from here on leaves DEL and GC all they need to unwire and delete it.
         ip4 = addresses.first_of_family(pod_ips, 4)
@@ -177,10 +176,12 @@ def _add_with_backend(
         attachment.write_record(dir_fd, record, sync_dir=False)
         if vpp_is_server:
             attachment.set_socket_access(dir_fd, vhost.socket_file_mode, socket_ids)
-        try:
-            wired = backend.wire(port, wiring)
-        except BackendError as err:
-            raise errors.from_backend(err, f"wiring {port.name} for {', '.join(wiring.pod_ips)}") from err
+        # The pod's address files need nothing VPP is still to do: written while it wires.
+        with overlap.Started(_write_ip_confs, attachment, dir_fd, pod_ips, pod_mac, port.mac):
+            try:
+                wired = backend.wire(port, wiring)
+            except BackendError as err:
+                raise errors.from_backend(err, f"wiring {port.name} for {', '.join(wiring.pod_ips)}") from err
 
         host_route = inv.conf.vhost.host_route
         if host_route:
@@ -189,7 +190,6 @@ def _add_with_backend(
                 undo.callback(_undo, "remove the host route", hostnet.delete_route, host_route, pod_ip)
             record = record._replace(host_route=host_route)
 
-        _write_ip_confs(attachment, dir_fd, pod_ips, pod_mac, port.mac)
         device_info_file = inv.conf.runtime_config.device_info_file
         if device_info_file:
             node_files.write_device_info(
@@ -202,9 +202,11 @@ def _add_with_backend(
         result = Result(
             cni_version=inv.conf.cni_version,
             interfaces=[Interface(name=attachment.ifname, mac=pod_mac, socket_path=attachment.socket_path)],
-            ips=[IPConfig(address=ip.address, gateway=ip.gateway, interface=0) for ip in ipam_result.ips],
-            routes=ipam_result.routes,
-            dns=ipam_result.dns,
+            ips=[
+                IPConfig(address=ip.address, gateway=ip.gateway, interface=0) for ip in allocation.result.ips
+            ],
+            routes=allocation.result.routes,
+            dns=allocation.result.dns,
         )
         record = record._replace(
             phase=PHASE_READY, port=wired, result=result.to_json(RECORDED_RESULT_VERSION)
@@ -215,6 +217,31 @@ def _add_with_backend(
         "added %s (%s) for %s at %s", port.name, port.mac, ", ".join(wiring.pod_ips), attachment.socket_path
     )
     return result
+
+
+class _MadePort:
+    """The port ADD makes, and deletes again on a rollback: with its wiring once it has one
+    to be wired with (before that there is nothing to unwire)."""
+
+    def __init__(self, backend: PortBackend, spec: PortSpec) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.port: Port | None = None
+        self.wiring: Wiring | None = None
+
+    def make(self) -> Port:
+        try:
+            self.port = self.backend.create_port(self.spec)
+        except BackendError as err:
+            raise errors.from_backend(err, "creating the vhost-user port") from err
+        return self.port
+
+    def delete(self) -> None:
+        if self.port is None:
+            return
+        spec = self.spec
+        ref = PortRef(self.port.name, spec.socket_path, spec.tag, wiring=self.wiring, handle=self.port.handle)
+        self.backend.delete_port(ref)
 
 
 def _add_host_route(device: str, pod_ip: str) -> None:

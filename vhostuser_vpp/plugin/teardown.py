@@ -1,15 +1,16 @@
 """Removing one attachment, for DEL, GC and a retried ADD: every step runs, errors are gathered.
 
-Order: the VPP port (with its routes and neighbour), then the IPAM address,
-then the files. The record is removed only once the backend confirmed the port
-gone, so a DEL that failed on an unreachable VPP can be retried and still knows
-what to delete.
+Order: the VPP port (with its routes and neighbour), then the IPAM address and,
+while IPAM's plugin runs, the files. The record is removed only once the backend
+confirmed the port gone, so a DEL that failed on an unreachable VPP can be retried and
+still knows what to delete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from vhostuser_vpp import hostnet
 from vhostuser_vpp.backends.base import BackendError, PortRef, Wiring
@@ -66,15 +67,32 @@ def delete_port(inv: Invocation, record: PortRecord) -> CniError | None:
 
 
 def release_address(inv: Invocation, ipam_env: Mapping[str, str] | None = None) -> list[CniError]:
-    """IPAM's DEL; nothing to release when the config names this plugin as its IPAM (an ADD
-    with that config was refused before anything was allocated)."""
+    with releasing(inv, ipam_env) as failures:
+        pass
+    return failures
+
+
+@contextlib.contextmanager
+def releasing(inv: Invocation, ipam_env: Mapping[str, str] | None = None) -> Iterator[list[CniError]]:
+    """IPAM's DEL, running while the block does; what failed is in the list it yields once
+    the block ends. Nothing to release when the config names this plugin as its IPAM (an
+    ADD with that config was refused before anything was allocated)."""
+    failures: list[CniError] = []
+    call = None
     try:
-        inv.ipam.delete(ipam_env)
+        call = inv.ipam.started("DEL", ipam_env)
     except SelfDelegation as err:
         log.warning("no IPAM address to release: %s", err)
     except CniError as err:
-        return [err]
-    return []
+        failures.append(err)
+    try:
+        yield failures
+    finally:
+        if call is not None:
+            try:
+                call.answer()
+            except CniError as err:
+                failures.append(err)
 
 
 def _vpp_confirms_tool_port(inv: Invocation, record: PortRecord) -> bool:
@@ -118,14 +136,17 @@ def remove_attachment(
                 hostnet.delete_route(record.host_route, pod_ip)
             except hostnet.HostRouteError as err:
                 failures.append(CniError(CniCode.INTERNAL, "cannot remove the host route", str(err)))
-    failures.extend(release_address(inv, ipam_env))
-    try:
-        with attachment.open_dir(create=False) as dir_fd:
-            if port_gone:
-                attachment.remove_files(dir_fd)
-            elif dir_fd is not None:
-                attachment.remove_ip_confs(dir_fd)
-        attachment.remove_dir_if_empty()
-    except StoreError as err:
-        failures.append(errors.from_store(err))
-    return failures
+    # IPAM releases the address while the files go: after the port, so that VPP no longer
+    # routes the address when IPAM can give it to another pod.
+    file_failures: list[CniError] = []
+    with releasing(inv, ipam_env) as release_failures:
+        try:
+            with attachment.open_dir(create=False) as dir_fd:
+                if port_gone:
+                    attachment.remove_files(dir_fd)
+                elif dir_fd is not None:
+                    attachment.remove_ip_confs(dir_fd)
+            attachment.remove_dir_if_empty()
+        except StoreError as err:
+            file_failures.append(errors.from_store(err))
+    return failures + release_failures + file_failures

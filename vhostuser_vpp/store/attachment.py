@@ -26,6 +26,7 @@ import stat
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from vhostuser_vpp import overlap
 from vhostuser_vpp.addressing import family
 from vhostuser_vpp.store import atomic
 from vhostuser_vpp.store.records import PHASE_READY, UNCONFIRMED_SCHEMA, IpConf, PortRecord
@@ -186,11 +187,14 @@ class Attachment(NamedTuple):
 
     def write_record(self, dir_fd: int, record: PortRecord, sync_dir: bool = True) -> None:
         """The trusted record; once it is ready, the pod's copy of it too (output only: the
-        pending versions ADD writes on its way are for DEL and GC, which read `.state`).
+        pending versions ADD writes on its way are for DEL and GC, which read `.state`), the
+        two side by side: each waits for its own flush, in another directory.
         `sync_dir`: as `atomic.write_file`'s."""
-        self._write_state(record, sync_dir)
-        if record.phase == PHASE_READY:
-            self._write(dir_fd, self.record_name, record.render(), mode=0o600, sync_dir=sync_dir)
+        if record.phase != PHASE_READY:
+            self._write_state(record, sync_dir)
+            return
+        with overlap.Started(self._write, dir_fd, self.record_name, record.render(), 0o600, "", sync_dir):
+            self._write_state(record, sync_dir)
 
     def read_record(self) -> PortRecord | None:
         """The trusted record, or None when there is none; a torn file is an error.

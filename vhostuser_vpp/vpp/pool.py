@@ -2,9 +2,11 @@
 
 A direct plugin run connects once and exits; the agent serves request after request, so
 it lends each one a connection that is already up, with every API definition loaded,
-and takes it back afterwards. A lent connection is checked with a `control_ping` first
-(VPP may have restarted while it sat idle) and is closed instead of kept when a call on
-it timed out or lost its transport (late replies could still arrive on it).
+and takes it back afterwards. A lent connection is checked first: VPP may have exited or
+restarted while it sat idle, and then the kernel has closed VPP's end, which a poll of the
+socket shows at once (a `control_ping` round trip cost every request ~0.25 ms more). A
+connection is closed instead of kept when a call on it timed out or lost its transport
+(late replies could still arrive on it).
 
 `install` makes a pool the process's; `backend_choice.open_vpp` borrows from it when
 there is one. One process, one pool: requests name their API socket, which the node
@@ -17,8 +19,6 @@ import threading
 from typing import Any
 
 from vhostuser_vpp.vpp.client import VppClient, disconnect
-from vhostuser_vpp.vpp.errors import VppError
-from vhostuser_vpp.vpp.ops import Vpp
 
 IDLE_PER_SOCKET = 16
 
@@ -69,14 +69,10 @@ class PooledClient(VppClient):
 
     def connect(self) -> None:
         while (papi := self._pool._take(self.socket_path)) is not None:
-            self._papi = papi
-            try:
-                Vpp(self).ping()
+            if papi.transport.quiet():
+                self._papi = papi
                 return
-            except VppError:
-                self._papi = None
-                self.broken = False
-                disconnect(papi)
+            disconnect(papi)
         super().connect()
 
     def close(self) -> None:

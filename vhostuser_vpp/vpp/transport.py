@@ -14,6 +14,7 @@ broken (`VppClient.broken`) and is never reused.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 from typing import Any
@@ -97,6 +98,16 @@ class CallerReadTransport(VppTransport):  # type: ignore[misc]
             if not self.do_async and self._has_context(msg):
                 return msg
             self.parent.msg_handler_async(msg)
+
+    def quiet(self) -> bool:
+        """Whether the connection is open with nothing waiting to be read. Between calls
+        nothing should be: readable means VPP closed its end (it exited or restarted) or
+        sent what no call asked for; either way the connection is not to be used."""
+        if not self.connected or self.socket is None:
+            return False
+        poller = select.poll()
+        poller.register(self.socket, select.POLLIN)
+        return not poller.poll(0)
 
     def _has_context(self, msg: bytes) -> bool:
         """vpp_papi's `has_context` without building a type per message (a namedtuple and
