@@ -187,7 +187,7 @@ def test_check_sends_prev_result_in_the_config_version(tmp_path: Path) -> None:
     )
     config = netconf("0.4.0")
     plugin = delegate(fake, config)
-    plugin.check(prev)
+    plugin.started("CHECK", prev_result=prev).answer()
     (stdin,) = fake.stdins()
     assert fake.commands() == ["CHECK"]
     assert stdin["prevResult"] == prev.to_json("0.4.0")
@@ -255,7 +255,7 @@ def test_check_at_1_1_0_is_redelegated_with_prev_result_converted(tmp_path: Path
         routes=[{"dst": "0.0.0.0/0", "mtu": 1400}],
     )
     plugin = delegate(fake, netconf("1.1.0"))
-    plugin.check(prev)
+    plugin.started("CHECK", prev_result=prev).answer()
     assert fake.commands() == ["CHECK", "VERSION", "CHECK"]
     first, _, second = fake.stdins()
     assert first["prevResult"] == prev.to_json("1.1.0")
@@ -461,6 +461,18 @@ def test_the_blocks_error_wins_over_the_plugins(tmp_path: Path) -> None:
         raise RuntimeError("the record could not be written")
     allocation.release()
     assert fake.commands() == ["ADD"]
+
+
+def test_check_runs_alongside_a_block_whose_error_wins(tmp_path: Path) -> None:
+    """CHECK's way: IPAM checks while the plugin looks at VPP; a problem found there is the
+    one reported, IPAM's only when there is none."""
+    fake = FakePlugin(tmp_path, mode="error", error={"code": 7, "msg": "not reserved"})
+    plugin = delegate(fake, netconf())
+    with pytest.raises(RuntimeError, match="no port"), plugin.started("CHECK"):
+        raise RuntimeError("no port")
+    with pytest.raises(CniError, match="not reserved"), plugin.started("CHECK"):
+        pass
+    assert fake.commands() == ["CHECK", "CHECK"]
 
 
 def test_a_config_larger_than_a_pipe_reaches_the_plugin_whole(tmp_path: Path) -> None:

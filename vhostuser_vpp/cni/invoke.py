@@ -25,7 +25,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import IO, Any, cast
+from typing import IO, Any, Self, cast
 
 from vhostuser_vpp.cni import versions
 from vhostuser_vpp.cni.errors import CniCode, CniError
@@ -99,22 +99,18 @@ class DelegatedPlugin:
         return self._path
 
     def adding(self) -> Allocation:
-        """ADD, started now and collected when the `with` block on the returned allocation
-        ends, so that the block's work overlaps the plugin's run (docs/benchmarks.md)."""
-        return Allocation(self, self.started("ADD"))
+        """ADD, started now (see `Call`: its work overlaps the caller's; docs/benchmarks.md)."""
+        return Allocation(self, "ADD", self._spawn("ADD", self._config_at(self._version), {}))
 
     def started(
         self, command: str, overrides: Mapping[str, str] | None = None, prev_result: Result | None = None
     ) -> Call:
-        """`command`, running from now on; its `answer()` waits for it."""
+        """`command`, running from now on (DEL, CHECK)."""
         config = self._config_at(self._version, prev_result)
         return Call(self, command, self._spawn(command, config, overrides or {}), overrides, prev_result)
 
     def delete(self, overrides: Mapping[str, str] | None = None) -> None:
         self.started("DEL", overrides).answer()
-
-    def check(self, prev_result: Result) -> None:
-        self.started("CHECK", prev_result=prev_result).answer()
 
     def supports(self, version: str) -> bool:
         return version in self.supported_versions()
@@ -222,15 +218,18 @@ class DelegatedPlugin:
 
 
 class Call:
-    """A command of a delegated plugin, running (DelegatedPlugin.started)."""
+    """A command of a delegated plugin, running (DelegatedPlugin.started): its `answer()`
+    waits for it. As a context manager it is collected when the block ends, so that the
+    block's work overlaps the plugin's run; its error is raised there unless the block
+    raised one of its own (that one is the failure to report)."""
 
     def __init__(
         self,
         plugin: DelegatedPlugin,
         command: str,
         child: _Child,
-        overrides: Mapping[str, str] | None,
-        prev_result: Result | None,
+        overrides: Mapping[str, str] | None = None,
+        prev_result: Result | None = None,
     ) -> None:
         self._plugin = plugin
         self._command = command
@@ -244,17 +243,28 @@ class Call:
         plugin = self._plugin
         return plugin._answer_negotiating(self._command, self._child, self._overrides, self._prev_result)
 
+    def __enter__(self) -> Self:
+        return self
 
-class Allocation:
-    """IPAM's ADD running alongside a `with` block (DelegatedPlugin.adding). Leaving the
-    block collects it: the plugin's error, if any, is raised there unless the block raised
-    its own. `release()` gives back what it allocated, and nothing when it allocated
-    nothing, so a caller registers it as an undo before the block."""
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._keep(self.answer())
+        except CniError:
+            if exc_type is None:
+                raise
 
-    def __init__(self, plugin: DelegatedPlugin, call: Call) -> None:
-        self._plugin = plugin
-        self._call = call
-        self._result: Result | None = None
+    def _keep(self, answer: Any) -> None:
+        """What of the answer is kept: nothing, for commands that answer nothing."""
+
+
+class Allocation(Call):
+    """IPAM's ADD (DelegatedPlugin.adding). `release()` gives back what it allocated, and
+    nothing when it allocated nothing, so a caller registers it as an undo before the
+    block."""
+
+    _result: Result | None = None
 
     @property
     def result(self) -> Result:
@@ -266,19 +276,8 @@ class Allocation:
         if self._result is not None:
             self._plugin.delete()
 
-    def __enter__(self) -> Allocation:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            doc = self._call.answer()
-            self._result = Result.from_json(doc, source=f"plugin {self._plugin.plugin_type!r}")
-        except CniError:
-            if exc_type is None:
-                raise
-            # The block's error is the one to report; IPAM allocated nothing it told of.
+    def _keep(self, answer: Any) -> None:
+        self._result = Result.from_json(answer, source=f"plugin {self._plugin.plugin_type!r}")
 
 
 class _Child:

@@ -34,17 +34,20 @@ def run(args: CmdArgs) -> None:
     try:
         with container_lock(inv.conf.cni_dir, attachment.container_id, gone=attachment.gone):
             record = _read_ready_record(attachment)
-            _check_files(attachment, record)
-            _check_prev_result(inv, record)
-            _check_port(inv, record)
-            _check_host_route(record)
+            # IPAM checks the address while the files, VPP and the host are looked at; an
+            # error of ours is the one reported, as when IPAM was asked last.
+            saved = Result.from_json(record.result, source="the saved record")
+            with inv.ipam.started("CHECK", prev_result=saved):
+                _check_files(attachment, record)
+                _check_prev_result(inv, record)
+                _check_port(inv, record)
+                _check_host_route(record)
     except StoreError as err:
         raise errors.from_store(err) from err
     except LockTimeout as err:
         raise errors.from_lock_timeout(err) from err
     except FileNotFoundError as err:
         raise CniError(CniCode.UNKNOWN_CONTAINER, "no attachment for this container", str(err)) from err
-    inv.ipam.check(Result.from_json(record.result, source="the saved record"))
 
 
 def _read_ready_record(attachment: Attachment) -> PortRecord:
