@@ -8,6 +8,8 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.integration.conftest import DIRECT_PLUGIN, CniRun, VppNode, new_container_id
 from tests.integration.vpp_probe import VppProbe
 from vhostuser_vpp.sim import Emulator
@@ -127,9 +129,10 @@ class _SignalOn(Faults):
 
 
 def test_a_plugin_killed_mid_add_leaves_enough_for_del(vpp: VppNode) -> None:
+    """Killed at its last VPP call, the route: the port and its neighbour are made."""
     vpp.need_emulator().stop()
     node = vpp.node
-    faults = _SignalOn("ip_neighbor_add_del")
+    faults = _SignalOn("ip_route_add_del")
     with Emulator.start(node.api_socket, faults=faults), VppProbe(node.api_socket) as probe:
         cid = new_container_id()
         config = node.vpp_config()
@@ -144,11 +147,11 @@ def test_a_plugin_killed_mid_add_leaves_enough_for_del(vpp: VppNode) -> None:
         assert plugin.stdin is not None
         plugin.stdin.write(json.dumps(config).encode())
         plugin.stdin.close()
-        assert faults.reached.wait(timeout=60), "the ADD never got to the neighbour"
+        assert faults.reached.wait(timeout=60), "the ADD never got to the route"
         plugin.send_signal(signal.SIGKILL)
         plugin.wait(timeout=30)
         assert len(probe.ports(str(node.cni_dir))) == 1
-        assert len(probe.pod_routes()) == 1
+        assert len(probe.pod_neighbors()) == 1
         assert len(node.reservations()) == 1
 
         faults.clear()
@@ -156,3 +159,31 @@ def test_a_plugin_killed_mid_add_leaves_enough_for_del(vpp: VppNode) -> None:
         assert probe.state(str(node.cni_dir)) == (set(), {}, {})
         assert node.reservations() == {}
         assert node.files() == set()
+
+
+# What ADD's first (pending) record holds: nothing that names the port or the pod's address.
+_NAMED_LATER = ("vhostname", "vhostmac", "ifmac", "ipAddr", "ipAddrs", "port", "result")
+
+
+@pytest.mark.parametrize("families", [(4,), (4, 6)], ids=["ipv4", "dual-stack"])
+def test_del_unwires_a_port_whose_record_names_no_address(vpp: VppNode, families: tuple[int, ...]) -> None:
+    """ADD records the port's addresses while VPP wires it, so a plugin killed in between
+    leaves a wired port and a pending record that names none of it. DEL finds the addresses
+    on the port (its static neighbours, each made before its route) and takes the routes,
+    which VPP would keep after the port, with it."""
+    node, probe = vpp.node, vpp.probe
+    cid = new_container_id()
+    config = node.vpp_config()
+    config["ipam"] = node.ranges_ipam(*families)
+    node.run("ADD", config, cid).assert_ok()
+    assert len(probe.pod_routes()) == len(families)
+    path = node.record(cid)
+    record = json.loads(path.read_text())
+    path.write_text(
+        json.dumps({k: v for k, v in record.items() if k not in _NAMED_LATER} | {"phase": "pending"})
+    )
+
+    node.run("DEL", config, cid).assert_ok()
+    assert probe.state(str(node.cni_dir)) == (set(), {}, {})
+    assert node.reservations() == {}
+    assert node.files() == set()

@@ -236,9 +236,13 @@ class VppBackend:
                     self.vpp.enable_ip6(index)
                 for pod_ip in wiring.pod_ips:
                     self._refuse_a_taken_address(pod_ip, index)
+                    # The neighbour first: while ADD's record names no address yet, DEL
+                    # finds what to unwire by the static neighbours on the port, and a
+                    # route without its neighbour would be found by none.
+                    self.vpp.add_neighbour(index, pod_ip, wiring.pod_mac)
+                    undo.append(functools.partial(self.vpp.delete_neighbour, index, pod_ip, wiring.pod_mac))
                     self.vpp.add_pod_route(pod_ip, index)
                     undo.append(functools.partial(self.vpp.remove_pod_route, pod_ip, index, None))
-                    self.vpp.add_neighbour(index, pod_ip, wiring.pod_mac)
         except BackendError:
             for step in reversed(undo):
                 self._ignore_errors(step)

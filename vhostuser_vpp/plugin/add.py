@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from vhostuser_vpp import hostnet, overlap
 from vhostuser_vpp.addressing import host_prefix
@@ -123,20 +124,7 @@ def _add_with_backend(
         vhost = inv.conf.vhost
         attachment.set_dir_access(dir_fd, int(vhost.socket_dir_mode, 8), socket_ids)
         vpp_is_server = vhost.socket_mode == "server"
-        record = PortRecord(
-            ifname=attachment.ifname,
-            phase=PHASE_PENDING,
-            container_id=attachment.container_id,
-            network=inv.conf.name,
-            network_id=network_identity(inv.args.config),
-            backend=backend.name,
-            vhost_tool=(inv.conf.vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
-            socket_path=attachment.socket_path,
-            socket_mode=vhost.socket_mode,
-            socket_access=socket_access(vhost.socket_file_mode, socket_ids) if vpp_is_server else {},
-            tag=ownership_tag(attachment.container_id, attachment.ifname),
-            pod=kubernetes_pod(inv.args.args),
-        )
+        record = _pending_record(inv, attachment, backend, socket_ids)
         # IPAM runs while the record is written and VPP makes the port. The record is in
         # place before the port exists: a plugin killed from then on leaves DEL and GC the
         # port's tag and socket. The address needs no record: DEL releases it by container
@@ -160,8 +148,6 @@ def _add_with_backend(
         pod_mac = inv.conf.runtime_config.mac or random_mac()
         wiring = addresses.wiring(pod_ips, pod_mac)
         made.wiring = wiring
-        # Still pending, but now naming the port and the pod's address: a plugin killed
-        # from here on leaves DEL and GC all they need to unwire and delete it.
         ip4 = addresses.first_of_family(pod_ips, 4)
         record = record._replace(
             vhostname=port.name,
@@ -171,17 +157,9 @@ def _add_with_backend(
             ip_addrs=wiring.pod_ips,
             port=port.handle,
         )
-        # Whole at once; its rename is made durable by the ready version's, or undone. The
-        # same for the address files below, whose directory the pod's copy of the record syncs.
-        attachment.write_record(dir_fd, record, sync_dir=False)
         if vpp_is_server:
             attachment.set_socket_access(dir_fd, vhost.socket_file_mode, socket_ids)
-        # The pod's address files need nothing VPP is still to do: written while it wires.
-        with overlap.Started(_write_ip_confs, attachment, dir_fd, pod_ips, pod_mac, port.mac):
-            try:
-                wired = backend.wire(port, wiring)
-            except BackendError as err:
-                raise errors.from_backend(err, f"wiring {port.name} for {', '.join(wiring.pod_ips)}") from err
+        wired = _wire(backend, port, wiring, attachment, dir_fd, record, pod_ips)
 
         host_route = inv.conf.vhost.host_route
         if host_route:
@@ -219,6 +197,29 @@ def _add_with_backend(
     return result
 
 
+def _pending_record(
+    inv: Invocation, attachment: Attachment, backend: PortBackend, socket_ids: tuple[int, int]
+) -> PortRecord:
+    """What is known before anything is made: enough for DEL to find the port by."""
+    vhost = inv.conf.vhost
+    return PortRecord(
+        ifname=attachment.ifname,
+        phase=PHASE_PENDING,
+        container_id=attachment.container_id,
+        network=inv.conf.name,
+        network_id=network_identity(inv.args.config),
+        backend=backend.name,
+        vhost_tool=(vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
+        socket_path=attachment.socket_path,
+        socket_mode=vhost.socket_mode,
+        socket_access=socket_access(vhost.socket_file_mode, socket_ids)
+        if vhost.socket_mode == "server"
+        else {},
+        tag=ownership_tag(attachment.container_id, attachment.ifname),
+        pod=kubernetes_pod(inv.args.args),
+    )
+
+
 class _MadePort:
     """The port ADD makes, and deletes again on a rollback: with its wiring once it has one
     to be wired with (before that there is nothing to unwire)."""
@@ -251,11 +252,44 @@ def _add_host_route(device: str, pod_ip: str) -> None:
         raise CniError(CniCode.INTERNAL, "cannot route to the pod from the host", str(err)) from err
 
 
-def _write_ip_confs(
-    attachment: Attachment, dir_fd: int, pod_ips: list[IPConfig], pod_mac: str, gw_mac: str
+def _wire(
+    backend: PortBackend,
+    port: Port,
+    wiring: Wiring,
+    attachment: Attachment,
+    dir_fd: int,
+    record: PortRecord,
+    pod_ips: list[IPConfig],
+) -> Mapping[str, Any]:
+    """VPP wires the port while the record, still pending but now naming the port and the
+    pod's addresses, and the pod's address files are written. Until that record is in
+    place, DEL and GC find what the wiring made on the port (teardown.port_ref). A tool
+    deletes by the name the record gives, so it wires only once that is written. Each
+    rename is made durable by the ready version's, in either directory, or undone."""
+    named_first = backend.name == BACKEND_TOOL
+    if named_first:
+        attachment.write_record(dir_fd, record, sync_dir=False)
+    files = (attachment, dir_fd, None if named_first else record, pod_ips, record.ifmac, port.mac)
+    with overlap.Started(_write_while_wiring, *files):
+        try:
+            return backend.wire(port, wiring)
+        except BackendError as err:
+            raise errors.from_backend(err, f"wiring {port.name} for {', '.join(wiring.pod_ips)}") from err
+
+
+def _write_while_wiring(
+    attachment: Attachment,
+    dir_fd: int,
+    record: PortRecord | None,
+    pod_ips: list[IPConfig],
+    pod_mac: str,
+    gw_mac: str,
 ) -> None:
-    """`-ip4.conf` and `-ip6.conf`, each with the family's first address as a host prefix
+    """The pending record naming port and addresses (None: written already), then
+    `-ip4.conf` and `-ip6.conf`, each with the family's first address as a host prefix
     (/32, /128: VPP routes it alone to the port); a family IPAM gave none of has no file."""
+    if record is not None:
+        attachment.write_record(dir_fd, record, sync_dir=False)
     for version in (4, 6):
         ip = addresses.first_of_family(pod_ips, version)
         if ip is not None:

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def port_ref(record: PortRecord) -> PortRef:
+    """A record that names no address may name a wired port all the same: ADD records the
+    addresses while VPP wires the port. Then, as for a record the pod could write, what to
+    unwire is what VPP has on the port (its static neighbours, each made before its route)."""
     wiring = Wiring(pod_ips=record.pod_ips, pod_mac=record.ifmac) if record.pod_ips else None
     return PortRef(
         name=record.vhostname,
@@ -32,7 +35,7 @@ def port_ref(record: PortRecord) -> PortRef:
         tag=record.tag,
         wiring=wiring,
         handle=record.port,
-        wiring_confirmed=record.confirmed,
+        wiring_confirmed=record.confirmed and wiring is not None,
     )
 
 
