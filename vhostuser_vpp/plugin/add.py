@@ -202,6 +202,7 @@ def _pending_record(
 ) -> PortRecord:
     """What is known before anything is made: enough for DEL to find the port by."""
     vhost = inv.conf.vhost
+    vpp_is_server = vhost.socket_mode == "server"
     return PortRecord(
         ifname=attachment.ifname,
         phase=PHASE_PENDING,
@@ -212,9 +213,7 @@ def _pending_record(
         vhost_tool=(vhost.vhost_tool or "") if backend.name == BACKEND_TOOL else "",
         socket_path=attachment.socket_path,
         socket_mode=vhost.socket_mode,
-        socket_access=socket_access(vhost.socket_file_mode, socket_ids)
-        if vhost.socket_mode == "server"
-        else {},
+        socket_access=socket_access(vhost.socket_file_mode, socket_ids) if vpp_is_server else {},
         tag=ownership_tag(attachment.container_id, attachment.ifname),
         pod=kubernetes_pod(inv.args.args),
     )
