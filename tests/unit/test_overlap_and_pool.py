@@ -44,40 +44,41 @@ def test_a_disconnected_transport_is_not() -> None:
     assert not transport.quiet()
 
 
-def test_a_step_runs_on_another_thread_in_the_callers_context() -> None:
+def test_a_step_runs_beside_the_block_on_another_thread_in_the_callers_context() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
     var.set("this request")
-    seen = overlap.Started(lambda: (var.get(), threading.get_ident())).wait()
-    assert seen[0] == "this request"
-    assert seen[1] != threading.get_ident()
+    started, seen = threading.Event(), []
+
+    def step() -> None:
+        seen.append((var.get(), threading.get_ident()))
+        started.set()
+
+    with overlap.alongside(step):
+        assert started.wait(5), "the step ran while the block did"
+    [(value, ident)] = seen
+    assert value == "this request" and ident != threading.get_ident()
 
 
-def test_its_error_is_raised_in_the_caller() -> None:
-    def fails() -> None:
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        overlap.Started(fails).wait()
-
-
-def test_a_block_waits_for_it_and_raises_its_error() -> None:
+def test_the_block_end_waits_for_it_and_raises_its_error() -> None:
     done = threading.Event()
 
     def slow_then_fails() -> None:
         done.wait(5)
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"), overlap.Started(slow_then_fails):
+    with pytest.raises(OSError, match="disk full"), overlap.alongside(slow_then_fails):
         done.set()
 
 
 def test_a_failing_block_waits_for_it_and_keeps_its_own_error() -> None:
-    finished = []
+    release, finished = threading.Event(), []
 
     def step() -> None:
+        release.wait(5)
         finished.append(True)
         raise OSError("disk full")
 
-    with pytest.raises(ValueError, match="wiring failed"), overlap.Started(step):
+    with pytest.raises(ValueError, match="wiring failed"), overlap.alongside(step):
+        release.set()
         raise ValueError("wiring failed")
     assert finished == [True]

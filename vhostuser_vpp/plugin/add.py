@@ -269,7 +269,7 @@ def _wire(
     if named_first:
         attachment.write_record(dir_fd, record, sync_dir=False)
     files = (attachment, dir_fd, None if named_first else record, pod_ips, record.ifmac, port.mac)
-    with overlap.Started(_write_while_wiring, *files):
+    with overlap.alongside(_write_while_wiring, *files):
         try:
             return backend.wire(port, wiring)
         except BackendError as err:

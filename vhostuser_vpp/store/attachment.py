@@ -193,7 +193,7 @@ class Attachment(NamedTuple):
         if record.phase != PHASE_READY:
             self._write_state(record, sync_dir)
             return
-        with overlap.Started(self._write, dir_fd, self.record_name, record.render(), 0o600, "", sync_dir):
+        with overlap.alongside(self._write, dir_fd, self.record_name, record.render(), 0o600, "", sync_dir):
             self._write_state(record, sync_dir)
 
     def read_record(self) -> PortRecord | None:
