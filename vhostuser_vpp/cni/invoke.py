@@ -290,8 +290,7 @@ class _Child:
     its pipes close (a third of host-local's runs here paid that millisecond)."""
 
     def __init__(self, path: str, env: dict[str, str], stdin: bytes, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self.deadline = time.monotonic() + timeout_s
+        self._deadline = time.monotonic() + timeout_s
         self.proc = subprocess.Popen(
             [path],
             stdin=subprocess.PIPE,
@@ -377,7 +376,7 @@ class _Child:
             pipe.close()
 
     def _left_ms(self) -> int:
-        left = self.deadline - time.monotonic()
+        left = self._deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
         return max(1, int(left * 1000))
